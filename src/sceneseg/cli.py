@@ -1,0 +1,133 @@
+"""The `sceneseg` command line: train, evaluate, data check.
+
+This is the only module that reads config files. Errors caused by input (files, values,
+checkpoints) are printed as one line with a hint, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .checkpoint import load_checkpoint, write_text_atomic
+from .config import SAMPLE, config_from_dict, load_config
+from .errors import SceneSegError
+from .metrics import format_metrics
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .training import evaluate_weights, fit
+
+    config = load_config(args.config, args.overrides)
+    run_dir = Path(config.train.out_dir)
+    resume = None
+    if args.resume:
+        last = run_dir / "last.pt"
+        if not last.is_file():
+            raise SceneSegError(f"--resume: no checkpoint {last} to resume from; train without --resume first")
+        resume = load_checkpoint(last)
+        # The checkpoint's config is the run's; overrides given now (e.g. more epochs) still apply.
+        config = config_from_dict(resume["config"], args.overrides)
+    elif (run_dir / "last.pt").exists():
+        raise SceneSegError(
+            f"{run_dir} already holds a run (last.pt); pass --resume to continue it, or choose another "
+            f"folder with train.out_dir=..."
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    history = fit(config, run_dir, resume=resume, show_progress=not args.no_progress)
+    best = history.best()
+    print(f"\nevaluating best.pt (epoch {best['epoch']}) on whole {config.data.val_split} images")
+    summary = evaluate_weights(config, load_checkpoint(run_dir / "best.pt")["model"], config.data.val_split,
+                               mode="whole", show_progress=not args.no_progress)
+    summary["epoch"] = best["epoch"]
+    write_text_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    print(format_metrics(summary))
+    print(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .training import evaluate_weights
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    overrides = list(args.overrides)
+    if args.root:
+        overrides.append(f"data.root={args.root}")
+    config = config_from_dict(checkpoint["config"], overrides)
+    summary = evaluate_weights(config, checkpoint["model"], args.split, mode=args.mode,
+                               show_progress=not args.no_progress)
+    print(format_metrics(summary))
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f"eval_{args.split}.json")
+    write_text_atomic(out, json.dumps(summary, indent=2) + "\n")
+    print(f"\nwritten {out}")
+
+
+def _data_check(args: argparse.Namespace) -> None:
+    from .data import CamVid, format_summary, summarize
+    from .training import data_root
+
+    target = Path(args.target)
+    if target.suffix in (".yaml", ".yml") or args.target == SAMPLE:
+        config = load_config(None if args.target == SAMPLE else target, args.overrides).data
+        root = data_root(config)
+        list_file = {"train": config.train_list, "val": config.val_list}.get(args.split)
+        dataset = CamVid(root, args.split, list_file=root / list_file if list_file else None)
+    else:
+        dataset = CamVid(target, args.split, list_file=args.list)
+    summary = summarize(dataset)
+    print(f"{dataset.root} [{args.split}]: OK")
+    print(format_summary(summary, dataset.class_names))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sceneseg", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model (no config: the built-in CamVid sample)")
+    train.add_argument("config", nargs="?", help="experiment YAML (default: the built-in sample)")
+    train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.epochs=5")
+    train.add_argument("--resume", action="store_true", help="continue the run in train.out_dir")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the stored config")
+    evaluate.add_argument("--root", help="data root (default: the one the model was trained on)")
+    evaluate.add_argument("--split", default="val", help="train, val or test (default val)")
+    evaluate.add_argument("--mode", choices=("whole", "crop"), help="default: the config's eval.mode")
+    evaluate.add_argument("--out", help="metrics JSON (default: eval_<split>.json beside the checkpoint)")
+    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.set_defaults(func=_evaluate)
+
+    data = commands.add_parser("data", help="dataset tools")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    check = data_commands.add_parser("check", help="validate a dataset and print class pixel shares")
+    check.add_argument("target", help=f"a config YAML, a data root, or {SAMPLE}")
+    check.add_argument("overrides", nargs="*")
+    check.add_argument("--split", default="train")
+    check.add_argument("--list", help="list file (<image> <label> per line) when target is a root")
+    check.set_defaults(func=_data_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "config", None) and "=" in args.config:
+        # argparse cannot tell an override from an omitted config: `sceneseg train train.epochs=2`.
+        args.overrides.insert(0, args.config)
+        args.config = None
+    try:
+        args.func(args)
+    except SceneSegError as exc:
+        print(f"sceneseg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sceneseg: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Datasets, augmentation and dataset checks."""
+
+from sceneseg.data.camvid import (
+    CAMVID_CLASSES,
+    CAMVID_PALETTE,
+    SAMPLE_ROOT,
+    SEGNET_TO_CANONICAL,
+    CamVid,
+)
+from sceneseg.data.check import format_summary, summarize
+from sceneseg.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SegTransform,
+    train_transform,
+    val_transform,
+    whole_transform,
+)
+
+__all__ = [
+    "CAMVID_CLASSES",
+    "CAMVID_PALETTE",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "SAMPLE_ROOT",
+    "SEGNET_TO_CANONICAL",
+    "CamVid",
+    "SegTransform",
+    "format_summary",
+    "summarize",
+    "train_transform",
+    "val_transform",
+    "whole_transform",
+]

@@ -1,0 +1,172 @@
+"""Image + label augmentation for training and evaluation (albumentations 2.x).
+
+The pipelines reproduce the CS 6476 semantic segmentation project (itself following the PSPNet
+reference code): resize the short side, random scale, small rotation, blur, flip, random crop,
+ImageNet normalisation. Three rules hold everywhere:
+
+* labels are only ever moved with nearest-neighbour sampling, so no new class values appear;
+* anything padded in is the ImageNet mean in the image and 255 (ignore) in the label, so padding
+  looks like "average colour" to the network and costs nothing in the loss;
+* every call takes an explicit seed, so a sample's augmentation depends only on that seed and not
+  on which DataLoader worker happens to process it.
+"""
+
+from __future__ import annotations
+
+import os
+
+# albumentations asks PyPI for a newer version on import; on offline training machines that is a
+# stall and a warning per worker process, and it tells us nothing we need.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from sceneseg.errors import DataError  # noqa: E402
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+IGNORE_INDEX = 255
+
+# Padding colour for uint8 RGB images (before normalisation), i.e. the mean in 0-255 units.
+_MEAN_RGB_U8 = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)
+
+# cv2.INTER_NEAREST samples at floor(x * scale), which shifts labels by up to a pixel against the
+# bilinear image; INTER_NEAREST_EXACT uses pixel centres like INTER_LINEAR, so edges stay aligned.
+# warpAffine (rotation) only knows INTER_NEAREST, which is centre-aligned there.
+_RESIZE_MASK = cv2.INTER_NEAREST_EXACT
+
+
+class SegTransform:
+    """A seeded (image, label) -> (normalised CHW float tensor, HW long tensor) transform.
+
+    `resize_label=False` sends only the image through the pipeline and returns the label untouched
+    (used for whole-image evaluation, where metrics are computed at the label's full resolution).
+    """
+
+    def __init__(self, compose: A.Compose, resize_label: bool = True) -> None:
+        self.compose = compose
+        self.resize_label = resize_label
+
+    def __call__(
+        self, image: np.ndarray, label: np.ndarray, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if image.shape[:2] != label.shape[:2]:
+            raise DataError(
+                f"image size {image.shape[:2]} and label size {label.shape[:2]} differ; "
+                "expected equal sizes"
+            )
+        self._seed(seed)
+        if self.resize_label:
+            out = self.compose(image=image, mask=label)
+            image_out, label_out = out["image"], out["mask"]
+        else:
+            image_out, label_out = self.compose(image=image)["image"], label
+        chw = np.ascontiguousarray(image_out.transpose(2, 0, 1), dtype=np.float32)
+        image_t = torch.from_numpy(chw)
+        label_t = torch.from_numpy(label_out.astype(np.int64))
+        return image_t, label_t
+
+    def _seed(self, seed: int) -> None:
+        # Compose.set_random_seed hands the SAME seed to every child, so all children draw the same
+        # first random number: with p=0.5 each, rotation, blur and flip would always fire together.
+        # Give every child its own seed derived from (seed, position) instead.
+        self.compose.set_random_seed(seed)
+        children = np.random.SeedSequence(seed % 2**64).spawn(len(self.compose.transforms))
+        for transform, child in zip(self.compose.transforms, children):
+            transform.set_random_seed(int(child.generate_state(1)[0]))
+
+    def __repr__(self) -> str:
+        names = ", ".join(type(t).__name__ for t in self.compose.transforms)
+        return f"SegTransform([{names}], resize_label={self.resize_label})"
+
+
+def _compose(transforms: list[A.BasicTransform]) -> A.Compose:
+    # seed=0 only fixes the state until the first call; SegTransform reseeds on every call.
+    return A.Compose(transforms, seed=0)
+
+
+def _resize_short(short_side: int) -> A.SmallestMaxSize:
+    return A.SmallestMaxSize(
+        max_size=short_side, interpolation=cv2.INTER_LINEAR, mask_interpolation=_RESIZE_MASK, p=1.0
+    )
+
+
+def _normalize() -> A.Normalize:
+    return A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0, p=1.0)
+
+
+def train_transform(
+    short_side: int = 240,
+    crop_size: int = 201,
+    scale: tuple[float, float] = (0.5, 2.0),
+    rotate: float = 10.0,
+    blur: bool = True,
+    flip: bool = True,
+) -> SegTransform:
+    """Training augmentation: short-side resize, random scale/rotate/blur/flip, random crop."""
+    if not 0 < scale[0] <= scale[1]:
+        raise DataError(f"scale={scale}: expected a range (low, high) with 0 < low <= high")
+    steps: list[A.BasicTransform] = [
+        _resize_short(short_side),
+        # RandomScale draws 1 + uniform(limit), so shift the factor range down by one.
+        A.RandomScale(
+            scale_limit=(scale[0] - 1.0, scale[1] - 1.0),
+            interpolation=cv2.INTER_LINEAR,
+            mask_interpolation=_RESIZE_MASK,
+            p=1.0,
+        ),
+    ]
+    if rotate > 0:
+        steps.append(
+            A.Rotate(
+                limit=(-rotate, rotate),
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=_MEAN_RGB_U8,
+                fill_mask=IGNORE_INDEX,
+                p=0.5,
+            )
+        )
+    if blur:
+        # The reference blurs with a 5x5 kernel and cv2's automatic sigma (1.1 for that size).
+        # Spell the sigma out: albumentations 2.0.8 does not derive it, sigma 0 gives a NaN kernel.
+        steps.append(A.GaussianBlur(blur_limit=(5, 5), sigma_limit=(1.1, 1.1), p=0.5))
+    if flip:
+        steps.append(A.HorizontalFlip(p=0.5))
+    steps += [
+        A.RandomCrop(height=crop_size, width=crop_size, **_crop_padding()),
+        _normalize(),
+    ]
+    return SegTransform(_compose(steps))
+
+
+def _crop_padding() -> dict:
+    # Frames smaller than the crop are padded: image with the mean (zero after normalising),
+    # label with ignore, so padding never counts as a class.
+    return dict(pad_if_needed=True, pad_position="center", border_mode=cv2.BORDER_CONSTANT,
+                fill=_MEAN_RGB_U8, fill_mask=IGNORE_INDEX, p=1.0)
+
+
+def val_transform(short_side: int = 240, crop_size: int = 201) -> SegTransform:
+    """Validation during training: short-side resize, centre crop (padded if needed), normalise."""
+    steps: list[A.BasicTransform] = [
+        _resize_short(short_side),
+        A.CenterCrop(height=crop_size, width=crop_size, **_crop_padding()),
+        _normalize(),
+    ]
+    return SegTransform(_compose(steps))
+
+
+def whole_transform(short_side: int | None = 240) -> SegTransform:
+    """Evaluation on whole frames: resize only the image; the label keeps its full resolution.
+
+    The evaluator upsamples the logits to the label's size, so metrics are measured on the original
+    annotation rather than on a downsampled (and thereby altered) copy of it.
+    """
+    steps: list[A.BasicTransform] = [] if short_side is None else [_resize_short(short_side)]
+    steps.append(_normalize())
+    return SegTransform(_compose(steps), resize_label=False)

@@ -1,0 +1,44 @@
+"""Per-epoch training records, kept as history.json and history.csv in the run directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from .checkpoint import write_text_atomic
+
+COLUMNS = ("epoch", "train_loss", "train_mIoU", "val_loss", "val_mIoU", "val_mAcc", "val_allAcc", "lr", "seconds")
+
+
+class History:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.records: list[dict] = []
+
+    def best(self) -> dict | None:
+        scored = [r for r in self.records if not math.isnan(r["val_mIoU"])]
+        return max(scored, key=lambda r: r["val_mIoU"]) if scored else None
+
+    def add(self, record: dict) -> bool:
+        """Append an epoch's record; True when it has the best val mIoU so far (ties go to the earlier)."""
+        previous = self.best()
+        self.records.append(record)
+        return previous is None or record["val_mIoU"] > previous["val_mIoU"]
+
+    def write(self) -> None:
+        write_text_atomic(self.run_dir / "history.json", json.dumps(self.records, indent=2) + "\n")
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.records)
+        write_text_atomic(self.run_dir / "history.csv", buffer.getvalue())
+
+    @staticmethod
+    def format_row(record: dict) -> str:
+        return (f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f}  "
+                f"train mIoU {record['train_mIoU']:.4f}  val loss {record['val_loss']:.4f}  "
+                f"val mIoU {record['val_mIoU']:.4f}  mAcc {record['val_mAcc']:.4f}  "
+                f"allAcc {record['val_allAcc']:.4f}  ({record['seconds']:.1f} s)")

@@ -1,0 +1,94 @@
+"""Segmentation metrics, all derived from one confusion matrix.
+
+Rows are ground-truth classes, columns predictions. IoU and accuracy of a class that never occurs in
+the ground truth and is never predicted are undefined (NaN) and left out of the means, as the CS 6476
+project and the PSPNet reference code do.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.distributed as dist
+
+
+class ConfusionMatrix:
+    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Count a batch of predicted and true label maps of the same shape."""
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
+        keep = target != self.ignore_index
+        target = target[keep].to(torch.int64)
+        pred = pred[keep].to(torch.int64)
+        if target.numel() and (target.min() < 0 or target.max() >= self.num_classes):
+            bad = sorted(set(target.unique().tolist()) - set(range(self.num_classes)))
+            raise ValueError(f"label values {bad} are outside 0..{self.num_classes - 1} and not ignored")
+        counts = torch.bincount(target * self.num_classes + pred, minlength=self.num_classes**2)
+        self.matrix += counts.reshape(self.num_classes, self.num_classes).cpu()
+
+    def all_reduce(self) -> None:
+        """Sum the matrices of all processes so that every rank reports the same metrics."""
+        if dist.is_available() and dist.is_initialized():
+            matrix = self.matrix.to("cuda" if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(matrix)
+            self.matrix = matrix.cpu()
+
+    def reset(self) -> None:
+        self.matrix.zero_()
+
+    def iou(self) -> torch.Tensor:
+        m = self.matrix.double()
+        tp = m.diag()
+        union = m.sum(0) + m.sum(1) - tp
+        return torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+
+    def accuracy(self) -> torch.Tensor:
+        m = self.matrix.double()
+        support = m.sum(1)
+        return torch.where(support > 0, m.diag() / support.clamp(min=1), torch.full_like(support, float("nan")))
+
+    def summary(self, class_names: Sequence[str]) -> dict:
+        """The metrics JSON schema: mIoU, mAcc, allAcc, classes [{name, iou, acc}], confusion."""
+        if len(class_names) != self.num_classes:
+            raise ValueError(f"{len(class_names)} class names for {self.num_classes} classes")
+        iou, acc = self.iou(), self.accuracy()
+        total = self.matrix.sum().item()
+        return {
+            "mIoU": _nanmean(iou),
+            "mAcc": _nanmean(acc),
+            "allAcc": self.matrix.diag().sum().item() / total if total else float("nan"),
+            "classes": [
+                {"name": name, "iou": _value(i), "acc": _value(a)}
+                for name, i, a in zip(class_names, iou.tolist(), acc.tolist())
+            ],
+            "confusion": self.matrix.tolist(),
+        }
+
+
+def _nanmean(values: torch.Tensor) -> float:
+    valid = values[~values.isnan()]
+    return valid.mean().item() if valid.numel() else float("nan")
+
+
+def _value(x: float) -> float | None:
+    # JSON has no NaN: an undefined per-class value is written as null.
+    return None if x != x else x
+
+
+def format_metrics(summary: dict) -> str:
+    """A readable table of per-class IoU and accuracy followed by the means."""
+    width = max(len(c["name"]) for c in summary["classes"])
+    lines = [f"{'class':<{width}}  {'IoU':>7}  {'Acc':>7}"]
+    for c in summary["classes"]:
+        iou = "    n/a" if c["iou"] is None else f"{c['iou']:7.4f}"
+        acc = "    n/a" if c["acc"] is None else f"{c['acc']:7.4f}"
+        lines.append(f"{c['name']:<{width}}  {iou}  {acc}")
+    lines.append("-" * len(lines[0]))
+    lines.append(f"mIoU {summary['mIoU']:.4f}   mAcc {summary['mAcc']:.4f}   allAcc {summary['allAcc']:.4f}")
+    return "\n".join(lines)

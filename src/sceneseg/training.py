@@ -1,0 +1,159 @@
+"""Build the pieces an experiment names (datasets, model, optimizer) and run the epochs.
+
+Reproducibility: every random source is reseeded from (seed, epoch) at the start of each epoch and
+each sample's augmentation from (seed, epoch, index), so a run resumed at an epoch boundary ends with
+exactly the weights and history of an uninterrupted run on the CPU.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .config import SAMPLE, Config, DataConfig, ModelConfig, TrainConfig, to_dict
+from .checkpoint import save_checkpoint
+from .data import SAMPLE_ROOT, CamVid, train_transform, val_transform, whole_transform
+from .engine import Precision, bf16_supported, evaluate, train_one_epoch
+from .errors import ConfigError
+from .history import History
+from .models import MODELS
+
+
+def data_root(config: DataConfig) -> Path:
+    return SAMPLE_ROOT if config.root == SAMPLE else Path(config.root)
+
+
+def build_dataset(config: DataConfig, split: str, mode: str, seed: int = 0, eval_short_side: int | None = None) -> CamVid:
+    """`mode`: "train" (augmented, or val transform when data_aug is off), "crop" or "whole"."""
+    if config.dataset != "camvid":
+        raise ConfigError(f"data.dataset = {config.dataset!r}: expected 'camvid'")
+    if mode == "train" and config.data_aug:
+        transform = train_transform(config.short_side, config.crop_size, (config.scale_min, config.scale_max),
+                                    config.rotate, config.blur)
+    elif mode in ("train", "crop"):
+        transform = val_transform(config.short_side, config.crop_size)
+    else:
+        transform = whole_transform(eval_short_side)
+    list_file = {"train": config.train_list, "val": config.val_list}.get(split)
+    root = data_root(config)
+    return CamVid(root, split, transform, list_file=root / list_file if list_file else None,
+                  cache=config.cache, seed=seed)
+
+
+def build_model(config: ModelConfig, weights_cache: str | None = None) -> torch.nn.Module:
+    if config.name not in MODELS:
+        raise ConfigError(f"model.name = {config.name!r}: expected one of {', '.join(sorted(MODELS))}")
+    return MODELS[config.name](num_classes=config.num_classes, backbone=config.backbone,
+                               deep_stem=config.deep_stem, pretrained=config.pretrained)
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig, iters_per_epoch: int):
+    """SGD with the head at `head_lr_mult` times the backbone's rate, and a per-iteration poly schedule."""
+    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
+    head = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    optimizer = torch.optim.SGD(
+        [{"params": backbone, "lr": config.lr}, {"params": head, "lr": config.lr * config.head_lr_mult}],
+        lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+    )
+    max_iter = config.epochs * iters_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda it: max(0.0, 1.0 - it / max_iter) ** config.poly_power
+    )
+    return optimizer, scheduler
+
+
+def resolve_precision(config: Config) -> Precision:
+    name = config.device
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    bf16 = bf16_supported(device) if config.train.bf16 is None else config.train.bf16
+    return Precision(device, bf16=bf16, channels_last=config.train.channels_last)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def fit(config: Config, run_dir: Path, resume: dict | None = None, show_progress: bool = True,
+        log=print) -> History:
+    """Train `config` into `run_dir`, writing history, last.pt and best.pt after every epoch."""
+    precision = resolve_precision(config)
+    seed_everything(config.seed)
+    train_set = build_dataset(config.data, config.data.train_split, "train", seed=config.seed)
+    val_set = build_dataset(config.data, config.data.val_split, "crop")
+    model = build_model(config.model).to(precision.device)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    batch = min(config.train.batch_size, len(train_set))
+    iters_per_epoch = len(train_set) // batch  # drop_last: BatchNorm dislikes a batch of one
+    optimizer, scheduler = build_optimizer(model, config.train, iters_per_epoch)
+    history = History(run_dir)
+    start_epoch = 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        history.records = list(resume["history"])
+        start_epoch = resume["epoch"] + 1
+        log(f"resuming {run_dir} after epoch {resume['epoch']}")
+    log(f"training {config.name}: {len(train_set)} train / {len(val_set)} val frames, "
+        f"{config.train.epochs} epochs on {precision.device} (bf16={precision.bf16})")
+    for epoch in range(start_epoch, config.train.epochs + 1):
+        started = time.perf_counter()
+        generator = seed_everything(config.seed * 1000 + epoch)
+        train_set.set_epoch(epoch)
+        loader = DataLoader(train_set, batch_size=batch, shuffle=True, drop_last=True, generator=generator,
+                            num_workers=config.data.num_workers)
+        train_loss, train_cm = train_one_epoch(model, loader, optimizer, scheduler, precision,
+                                               config.model.num_classes, epoch, show_progress=show_progress)
+        val_loader = DataLoader(val_set, batch_size=config.eval.batch_size, num_workers=config.data.num_workers)
+        val_loss, val_cm = evaluate(model, val_loader, precision, config.model.num_classes, show_progress)
+        val = val_cm.summary(val_set.class_names)
+        record = {
+            "epoch": epoch, "train_loss": train_loss, "train_mIoU": train_cm.summary(val_set.class_names)["mIoU"],
+            "val_loss": val_loss, "val_mIoU": val["mIoU"], "val_mAcc": val["mAcc"], "val_allAcc": val["allAcc"],
+            "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started,
+        }
+        is_best = history.add(record)
+        state = {"config": to_dict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history.records,
+                 "class_names": list(val_set.class_names)}
+        save_checkpoint(run_dir / "last.pt", **state)
+        if is_best:
+            save_checkpoint(run_dir / "best.pt", **state)
+        history.write()
+        log(history.format_row(record))
+    return history
+
+
+def evaluate_weights(config: Config, model_state: dict, split: str, mode: str | None = None,
+                     show_progress: bool = True) -> dict:
+    """Metrics summary (see ConfusionMatrix.summary) of `model_state` on `split`.
+
+    mode "whole" scores whole images, resized to eval.short_side for the network and scored at the
+    labels' own resolution; "crop" is the per-epoch protocol (short side, center crop).
+    """
+    precision = resolve_precision(config)
+    mode = mode or config.eval.mode
+    dataset = build_dataset(config.data, split, mode, eval_short_side=config.eval.short_side)
+    model = build_model(config.model).to(precision.device)
+    model.load_state_dict(model_state)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    # Whole frames of different sizes cannot share a batch.
+    batch = config.eval.batch_size if mode == "crop" or len(set(dataset.sizes)) == 1 else 1
+    loader = DataLoader(dataset, batch_size=batch, num_workers=config.data.num_workers)
+    loss, confusion = evaluate(model, loader, precision, config.model.num_classes, show_progress,
+                               desc=f"evaluate {split} ({mode})")
+    summary = confusion.summary(dataset.class_names)
+    summary.update(loss=loss, split=split, mode=mode, frames=len(dataset))
+    return summary

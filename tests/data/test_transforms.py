@@ -1,0 +1,111 @@
+"""Augmentation: image/label alignment, shapes, label values, seeding."""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sceneseg.data import CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, SegTransform
+from sceneseg.data import train_transform, val_transform, whole_transform
+
+MEAN_RGB = np.round(np.array(IMAGENET_MEAN) * 255)
+# Far enough from region edges that blur (5x5) and interpolation cannot reach the pixel.
+MARGIN = 9
+
+
+def pattern(height: int = 240, width: int = 320, block: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks of classes 0-10 (neighbours differ) and an image painted in each class's colour."""
+    rows, cols = np.mgrid[0:height, 0:width] // block
+    label = ((rows * 7 + cols * 3) % 11).astype(np.uint8)
+    image = np.array(CAMVID_PALETTE, dtype=np.uint8)[label]
+    return image, label
+
+
+def unnormalise(image: torch.Tensor) -> np.ndarray:
+    hwc = image.numpy().transpose(1, 2, 0)
+    return (hwc * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN)) * 255
+
+
+def interior(label: np.ndarray) -> np.ndarray:
+    """Pixels whose MARGIN x MARGIN neighbourhood holds one label value only.
+
+    Pixels near the crop's edge are left out too: the region boundary may lie just outside it.
+    """
+    kernel = np.ones((MARGIN, MARGIN), np.uint8)
+    uniform = cv2.erode(label, kernel) == cv2.dilate(label, kernel)
+    edge = MARGIN // 2
+    uniform[:edge], uniform[-edge:], uniform[:, :edge], uniform[:, -edge:] = False, False, False, False
+    return uniform
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_train_transform_keeps_image_and_label_aligned(seed):
+    image, label = pattern()
+    out_image, out_label = train_transform()(image, label, seed)
+    assert out_image.shape == (3, 201, 201) and out_image.dtype == torch.float32
+    assert out_label.shape == (201, 201) and out_label.dtype == torch.int64
+    rgb, lab = unnormalise(out_image), out_label.numpy().astype(np.uint8)
+    inside = interior(lab)
+    classes = inside & (lab != 255)
+    assert classes.sum() > 2000  # enough pixels compared for the test to mean something
+    expected = np.array(CAMVID_PALETTE, dtype=np.float64)[lab[classes]]
+    assert np.abs(rgb[classes] - expected).max() < 3
+    # Padding (rotation corners, crop of a small scale) is the mean colour, labelled ignore.
+    padded = inside & (lab == 255)
+    if padded.any():
+        assert np.abs(rgb[padded] - MEAN_RGB).max() < 3
+
+
+def test_train_transform_pads_small_images_with_ignore():
+    image, label = pattern(60, 80, block=10)
+    _, out_label = train_transform(short_side=60, crop_size=201, scale=(1.0, 1.0))(image, label, 0)
+    values = set(np.unique(out_label.numpy()).tolist())
+    assert 255 in values and values <= set(range(11)) | {255}
+
+
+def test_label_values_stay_in_original_set():
+    rng = np.random.default_rng(0)
+    label = rng.choice(np.array([0, 3, 7, 255], np.uint8), size=(240, 320))
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    for seed in range(5):
+        _, out = train_transform()(image, label, seed)
+        assert set(np.unique(out.numpy()).tolist()) <= {0, 3, 7, 255}
+
+
+def test_same_seed_same_output_different_seed_different():
+    image, label = pattern()
+    transform = train_transform()
+    a, b, c = (transform(image, label, seed) for seed in (5, 5, 6))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+def test_children_get_independent_seeds():
+    # albumentations gives every child the same seed; without our fix both flips always coincide.
+    transform = SegTransform(A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]))
+    image = np.zeros((2, 2, 3), np.uint8)
+    label = np.array([[0, 1], [2, 3]], np.uint8)
+    corners = [transform(image, label, seed)[1][0, 0].item() for seed in range(64)]
+    assert set(corners) == {0, 1, 2, 3}
+
+
+def test_val_transform_centre_crops():
+    image, label = pattern(360, 480)
+    out_image, out_label = val_transform()(image, label, 0)
+    assert out_image.shape == (3, 201, 201) and out_label.shape == (201, 201)
+    # 360x480 -> 240x320, so the centre crop starts at row 19, column 59.
+    resized = cv2.resize(label, (320, 240), interpolation=cv2.INTER_NEAREST_EXACT)
+    assert torch.equal(out_label, torch.from_numpy(resized[19:220, 59:260].astype(np.int64)))
+
+
+def test_whole_transform_keeps_label_resolution():
+    image, label = pattern(360, 480)
+    out_image, out_label = whole_transform()(image, label, 0)
+    assert out_image.shape == (3, 240, 320)
+    assert torch.equal(out_label, torch.from_numpy(label.astype(np.int64)))
+    out_image, _ = whole_transform(None)(image, label, 0)
+    assert out_image.shape == (3, 360, 480)
+    assert np.abs(unnormalise(out_image) - image).max() < 1e-3

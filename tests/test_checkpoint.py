@@ -1,0 +1,61 @@
+import os
+
+import pytest
+import torch
+
+from sceneseg.checkpoint import load_checkpoint, read_weights_file, save_checkpoint
+from sceneseg.errors import WeightsError
+
+
+def test_round_trip_and_no_temporary_files_left(tmp_path):
+    path = tmp_path / "run" / "last.pt"
+    save_checkpoint(path, config={"name": "x"}, model={"w": torch.ones(2)}, epoch=3)
+    content = load_checkpoint(path)
+    assert content["epoch"] == 3 and torch.equal(content["model"]["w"], torch.ones(2))
+    assert os.listdir(path.parent) == ["last.pt"]
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, config={}, model={}, epoch=1)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        save_checkpoint(path, config={}, model={}, epoch=2, extra=Unpicklable())
+    assert load_checkpoint(path)["epoch"] == 1
+    assert os.listdir(tmp_path) == ["last.pt"]
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_refuses_files_that_need_unpickling_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "sceneseg-checkpoint", "model": _Evil(str(marker))}, path)
+    with pytest.raises(WeightsError, match="refusing to load .*evil.pt"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_clear_errors_for_missing_truncated_and_foreign_files(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        read_weights_file(tmp_path / "nope.pt")
+    path = tmp_path / "a.pt"
+    save_checkpoint(path, config={}, model={"w": torch.zeros(1000)}, epoch=1)
+    truncated = tmp_path / "trunc.pt"
+    truncated.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(WeightsError, match="trunc.pt"):
+        load_checkpoint(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"conv1.weight": torch.zeros(1)}, foreign)
+    with pytest.raises(WeightsError, match="not a sceneseg checkpoint"):
+        load_checkpoint(foreign)

@@ -1,0 +1,79 @@
+"""End to end through the command line on the built-in sample, shrunk to tiny crops."""
+
+import json
+
+import pytest
+import torch
+
+from sceneseg.checkpoint import load_checkpoint
+from sceneseg.cli import main
+from sceneseg.config import load_config
+from sceneseg.training import fit
+
+TINY = ["data.short_side=64", "data.crop_size=64", "eval.short_side=64", "train.batch_size=8",
+        "train.bf16=false"]
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "train.epochs=2", f"train.out_dir={run}", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "mIoU" in out and str(run) in out
+    for name in ("last.pt", "best.pt", "history.json", "history.csv", "metrics.json"):
+        assert (run / name).is_file(), name
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [c["name"] for c in metrics["classes"]][:3] == ["Building", "Tree", "Sky"]
+    assert 0.0 <= metrics["mIoU"] <= 1.0 and metrics["mode"] == "whole" and metrics["frames"] == 8
+    ious = [c["iou"] for c in metrics["classes"] if c["iou"] is not None]
+    assert metrics["mIoU"] == pytest.approx(sum(ious) / len(ious))
+    checkpoint = load_checkpoint(run / "best.pt")
+    assert checkpoint["config"]["train"]["epochs"] == 2
+    assert {"model", "optimizer", "scheduler", "epoch"} <= set(checkpoint)
+
+    out_json = tmp_path / "eval.json"
+    assert main(["evaluate", str(run / "best.pt"), "--out", str(out_json), "--no-progress"]) == 0
+    evaluated = json.loads(out_json.read_text())
+    # Same weights, same data, same protocol: evaluate reproduces the end-of-training metrics.
+    assert evaluated["mIoU"] == pytest.approx(metrics["mIoU"])
+    assert evaluated["confusion"] == metrics["confusion"]
+
+    # A second training into the same folder is refused, not silently overwritten.
+    assert main(["train", *TINY, f"train.out_dir={run}", "--no-progress"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["train", "train.epoch=1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown key(s) train.epoch" in err
+    assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt does not exist" in capsys.readouterr().err
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
+    config = load_config(None, [*TINY, "train.epochs=3"])
+    straight = fit(config, tmp_path / "a", show_progress=False, log=lambda msg: None)
+
+    def crash_after_first_epoch(message: str) -> None:
+        if message.startswith("epoch   1"):
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        fit(config, tmp_path / "b", show_progress=False, log=crash_after_first_epoch)
+    resume = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert resume["epoch"] == 1
+    resumed = fit(config, tmp_path / "b", resume=resume, show_progress=False, log=lambda msg: None)
+
+    def without_time(records):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+    assert without_time(resumed.records) == without_time(straight.records)
+    a = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,74 @@
+import dataclasses
+
+import pytest
+
+from sceneseg.config import Config, config_from_dict, load_config, resolve_config_path, to_dict
+from sceneseg.errors import ConfigError
+
+
+def test_sample_config_is_complete():
+    # One complete YAML per experiment: the file names every field the dataclasses have.
+    import yaml
+
+    tree = yaml.safe_load(resolve_config_path(None).read_text())
+    assert tree == to_dict(load_config(None))
+
+
+def test_overrides_are_type_checked_and_applied():
+    config = load_config(None, ["train.epochs=3", "train.lr=1e-3", "data.blur=false", "model.pretrained=w.pth"])
+    assert config.train.epochs == 3
+    assert config.train.lr == pytest.approx(1e-3)
+    assert config.data.blur is False
+    assert config.model.pretrained == "w.pth"
+    assert load_config(None, ["train.bf16=null"]).train.bf16 is None
+    # ints are accepted where floats are expected, not the reverse
+    assert load_config(None, ["train.lr=1"]).train.lr == 1.0
+    with pytest.raises(ConfigError, match="train.epochs: expected int, got 2.5"):
+        load_config(None, ["train.epochs=2.5"])
+    with pytest.raises(ConfigError, match="data.blur: expected bool"):
+        load_config(None, ["data.blur=maybe"])
+
+
+def test_unknown_keys_are_rejected_in_overrides_and_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) train.epoch\b"):
+        load_config(None, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(None, ["nosuchsection.x=1"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel:\n  backbone: resnet18\n  dropout: 0.1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown key\(s\) model.dropout"):
+        load_config(bad)
+
+
+def test_range_checks_and_malformed_input(tmp_path):
+    with pytest.raises(ConfigError, match="train.epochs = 0: expected at least 1"):
+        load_config(None, ["train.epochs=0"])
+    with pytest.raises(ConfigError, match="train.batch_size = -2"):
+        load_config(None, ["train.batch_size=-2"])
+    with pytest.raises(ConfigError, match="expected dotted key=value"):
+        load_config(None, ["train.epochs"])
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="neither a file nor a built-in config"):
+        resolve_config_path("no_such_experiment")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+
+
+def test_config_is_frozen_and_round_trips():
+    config = load_config(None, ["seed=7"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 1
+    assert config_from_dict(to_dict(config)) == config
+    assert isinstance(config, Config)
+
+
+def test_builtin_configs_all_load():
+    from sceneseg.config import BUILTIN_CONFIGS
+
+    names = sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml"))
+    assert "sample" in names
+    for name in names:
+        assert load_config(name).name == name

@@ -1,0 +1,66 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sceneseg.metrics import ConfusionMatrix, format_metrics
+
+
+def brute_force(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore: int = 255):
+    """Per-class IoU and accuracy by explicit pixel counting, NaN where undefined."""
+    keep = target != ignore
+    iou, acc = [], []
+    for c in range(num_classes):
+        p, t = (pred == c) & keep, (target == c) & keep
+        inter, union = np.sum(p & t), np.sum(p | t)
+        iou.append(inter / union if union else math.nan)
+        acc.append(inter / t.sum() if t.sum() else math.nan)
+    all_acc = np.sum((pred == target) & keep) / keep.sum()
+    return np.array(iou), np.array(acc), all_acc
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_brute_force_with_ignore_and_absent_classes(seed):
+    rng = np.random.default_rng(seed)
+    num_classes = 6
+    # class 5 never appears in target nor prediction; class 4 is predicted but absent from the truth
+    target = rng.integers(0, 4, size=(3, 17, 23))
+    target[rng.random(target.shape) < 0.2] = 255
+    pred = rng.integers(0, 5, size=target.shape)
+    cm = ConfusionMatrix(num_classes)
+    for i in range(3):  # accumulate over batches
+        cm.update(torch.from_numpy(pred[i : i + 1]), torch.from_numpy(target[i : i + 1]))
+    iou, acc, all_acc = brute_force(pred, target, num_classes)
+    np.testing.assert_allclose(cm.iou().numpy(), iou, equal_nan=True)
+    np.testing.assert_allclose(cm.accuracy().numpy(), acc, equal_nan=True)
+    summary = cm.summary([f"c{i}" for i in range(num_classes)])
+    assert summary["mIoU"] == pytest.approx(np.nanmean(iou))
+    assert summary["mAcc"] == pytest.approx(np.nanmean(acc))
+    assert summary["allAcc"] == pytest.approx(all_acc)
+    assert summary["classes"][5] == {"name": "c5", "iou": None, "acc": None}
+    assert summary["classes"][4]["iou"] == 0.0 and summary["classes"][4]["acc"] is None
+    assert sum(map(sum, summary["confusion"])) == int((target != 255).sum())
+
+
+def test_perfect_prediction_and_ignored_pixels_do_not_count():
+    target = torch.tensor([[0, 1], [255, 2]])
+    pred = torch.tensor([[0, 1], [1, 2]])  # the wrong pixel is ignored
+    cm = ConfusionMatrix(3)
+    cm.update(pred, target)
+    assert cm.summary(["a", "b", "c"])["mIoU"] == 1.0
+
+
+def test_bad_inputs():
+    cm = ConfusionMatrix(3)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        cm.update(torch.tensor([0, 1]), torch.tensor([0, 7]))
+    with pytest.raises(ValueError, match="shape"):
+        cm.update(torch.zeros(2, 2), torch.zeros(2, 3))
+
+
+def test_format_metrics_lists_every_class():
+    cm = ConfusionMatrix(2)
+    cm.update(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]))
+    text = format_metrics(cm.summary(["Road", "Not_Road"]))
+    assert "Road" in text and "Not_Road" in text and "mIoU 0.5000   mAcc 0.7500   allAcc 0.6667" in text
