@@ -77,3 +77,64 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     a = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _tiny_segnet(root, frames=4, size=(48, 64)):
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        for i in range(frames):
+            cv2.imwrite(str(root / split / f"f{i}.png"), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+            cv2.imwrite(str(root / f"{split}annot" / f"f{i}.png"), rng.integers(0, 12, size, dtype=np.uint8))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _corrupt(path):
+    path.write_bytes(b"this is not an image" * 10)
+
+
+def _bad_value(path):
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(path), np.full((48, 64), 200, np.uint8))
+
+
+def _other_size(path):
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(path), np.zeros((40, 64), np.uint8))
+
+
+@pytest.mark.parametrize(
+    "damage, target",
+    [(_corrupt, "train/f1.png"), (_truncate, "val/f2.png"), (_bad_value, "trainannot/f0.png"),
+     (_other_size, "valannot/f3.png"), (lambda p: p.unlink(), "trainannot/f2.png")],
+    ids=["corrupt image", "truncated png", "label value", "size mismatch", "missing label"],
+)
+def test_bad_data_stops_before_any_checkpoint(tmp_path, capsys, damage, target):
+    data, run = tmp_path / "data", tmp_path / "run"
+    _tiny_segnet(data)
+    damage(data / target)
+    code = main(["train", *TINY, f"data.root={data}", f"train.out_dir={run}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("sceneseg: error: ") and err.count("\n") == 1
+    assert target.split("/")[-1] in err and target.split("/")[0] in err
+    assert not (run / "last.pt").exists()
+    assert main(["data", "check", str(data), "--split", target.split("/")[0].removesuffix("annot")]) == 2
+    assert target.split("/")[-1] in capsys.readouterr().err
+
+
+def test_data_check_prints_class_shares(capsys):
+    assert main(["data", "check", "builtin:camvid-sample", "--split", "val"]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "Road" in out and "Bicyclist" in out

@@ -72,3 +72,20 @@ def test_builtin_configs_all_load():
     assert "sample" in names
     for name in names:
         assert load_config(name).name == name
+
+
+def test_tuple_fields_and_model_options():
+    config = load_config(None, ["model.bins=[1, 2, 3, 6]"])
+    assert config.model.bins == (1, 2, 3, 6)
+    assert to_dict(config)["model"]["bins"] == [1, 2, 3, 6]
+    with pytest.raises(ConfigError, match=r"model.bins\[1\]: expected int"):
+        load_config(None, ["model.bins=[1, x]"])
+
+
+def test_options_of_another_model_are_rejected():
+    from sceneseg.training import build_model
+
+    with pytest.raises(ConfigError, match="model.use_ppm does not apply to model 'simple'"):
+        build_model(load_config(None, ["model.use_ppm=false"]).model)
+    with pytest.raises(ConfigError, match="model.name = 'unet': expected one of"):
+        build_model(load_config(None, ["model.name=unet"]).model)

@@ -38,9 +38,9 @@ def _train(args: argparse.Namespace) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     history = fit(config, run_dir, resume=resume, show_progress=not args.no_progress)
     best = history.best()
-    print(f"\nevaluating best.pt (epoch {best['epoch']}) on whole {config.data.val_split} images")
+    print(f"\nevaluating best.pt (epoch {best['epoch']}) on {config.data.val_split} ({config.eval.mode})")
     summary = evaluate_weights(config, load_checkpoint(run_dir / "best.pt")["model"], config.data.val_split,
-                               mode="whole", show_progress=not args.no_progress)
+                               show_progress=not args.no_progress)
     summary["epoch"] = best["epoch"]
     write_text_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     print(format_metrics(summary))
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the stored config")
     evaluate.add_argument("--root", help="data root (default: the one the model was trained on)")
     evaluate.add_argument("--split", default="val", help="train, val or test (default val)")
-    evaluate.add_argument("--mode", choices=("whole", "crop"), help="default: the config's eval.mode")
+    evaluate.add_argument("--mode", choices=("whole", "slide", "crop"), help="default: the config's eval.mode")
     evaluate.add_argument("--out", help="metrics JSON (default: eval_<split>.json beside the checkpoint)")
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(func=_evaluate)

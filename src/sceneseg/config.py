@@ -48,6 +48,13 @@ class ModelConfig:
     deep_stem: bool = False
     pretrained: str | None = None  # None, "imagenet" (torchvision URL) or a weights file path
     num_classes: int = 11
+    # Options of some models only (PSPNet): null leaves the model's default, and setting one that
+    # the chosen model does not take is an error.
+    use_ppm: bool | None = None
+    aux_loss: bool | None = None
+    bins: tuple[int, ...] | None = None
+    output_stride: int | None = None
+    zoom_factor: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     poly_power: float = 0.9
     head_lr_mult: float = 10.0
+    aux_weight: float = 0.4  # loss = main + aux_weight * aux, for models with an auxiliary head
     bf16: bool | None = None  # None: on where the CPU or GPU supports bf16 well
     channels_last: bool = True
     out_dir: str = "runs/sample"
@@ -66,8 +74,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    mode: str = "whole"  # final evaluation: "whole" images or the per-epoch "crop" protocol
-    short_side: int | None = 240
+    # Final evaluation: "whole" frames, a sliding window ("slide") as the study evaluated, or the
+    # per-epoch "crop" protocol (short side data.short_side, centre crop data.crop_size).
+    mode: str = "whole"
+    short_side: int | None = 240  # frames are resized to this short side (null: native size)
+    crop_size: int = 201  # sliding window size
+    stride_rate: float = 0.6667  # window stride as a fraction of crop_size
+    flip: bool = False  # average with the mirrored prediction
+    scales: tuple[float, ...] = (1.0,)  # multi-scale: factors on short_side, probabilities averaged
     batch_size: int = 4
 
 
@@ -89,6 +103,9 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
         options = typing.get_args(annotation)
         if value is None and type(None) in options:
             return None
+        real = [o for o in options if o is not type(None)]
+        if len(real) == 1:  # "X | None": X's own message says more than "X or null"
+            return _check_type(value, real[0], key)
         for option in options:
             if option is type(None):
                 continue
@@ -96,8 +113,13 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
                 return _check_type(value, option, key)
             except ConfigError:
                 pass
-        names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+        names = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
         raise ConfigError(f"{key}: expected {names}, got {value!r}")
+    if origin is tuple:
+        item = typing.get_args(annotation)[0]
+        if isinstance(value, (list, tuple)):
+            return tuple(_check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+        raise ConfigError(f"{key}: expected a list of {item.__name__}, got {value!r}")
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -199,7 +221,12 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """Nested plain dict (tuples as lists), as YAML and checkpoints store it."""
+    return dataclasses.asdict(config, dict_factory=lambda items: {k: _plain(v) for k, v in items})
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def validate(config: Config) -> None:
@@ -214,7 +241,12 @@ def validate(config: Config) -> None:
          (config.data.scale_min, config.data.scale_max), "0 < scale_min <= scale_max"),
         (config.data.num_workers >= 0, "data.num_workers", config.data.num_workers, ">= 0"),
         (config.model.num_classes >= 2, "model.num_classes", config.model.num_classes, "at least 2"),
-        (config.eval.mode in ("whole", "crop"), "eval.mode", config.eval.mode, "'whole' or 'crop'"),
+        (config.eval.mode in ("whole", "slide", "crop"), "eval.mode", config.eval.mode,
+         "'whole', 'slide' or 'crop'"),
+        (config.eval.crop_size >= 32, "eval.crop_size", config.eval.crop_size, "at least 32"),
+        (0 < config.eval.stride_rate <= 1, "eval.stride_rate", config.eval.stride_rate, "in (0, 1]"),
+        (len(config.eval.scales) > 0 and min(config.eval.scales) > 0, "eval.scales", config.eval.scales,
+         "a non-empty list of positive factors"),
         (config.eval.batch_size >= 1, "eval.batch_size", config.eval.batch_size, "at least 1"),
     ]
     for ok, key, value, expected in checks:

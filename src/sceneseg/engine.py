@@ -6,9 +6,7 @@ what to do with them (history, checkpoints, printing) is the caller's business.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import torch
@@ -16,6 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .errors import SceneSegError
+from .inference import InferenceSettings, Precision, predict_probs
 from .metrics import ConfusionMatrix
 
 IGNORE_INDEX = 255
@@ -23,36 +22,6 @@ IGNORE_INDEX = 255
 
 class NonFiniteLossError(SceneSegError):
     """The loss became NaN or infinite; the run stops with the last good checkpoint kept."""
-
-
-@dataclass
-class Precision:
-    """How tensors are laid out and computed: bf16 autocast and channels_last are switches."""
-
-    device: torch.device
-    bf16: bool = False
-    channels_last: bool = False
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
-    def images(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.to(self.device, non_blocking=True)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """bf16 autocast pays off on GPUs with bf16 units and on CPUs with AVX-512 bf16 or AMX."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def segmentation_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, aux_weight: float = 0.4) -> torch.Tensor:
@@ -114,26 +83,31 @@ def evaluate(
     loader: Iterable,
     precision: Precision,
     num_classes: int,
+    settings: InferenceSettings | None = None,
     show_progress: bool = True,
     desc: str = "eval",
 ) -> tuple[float, ConfusionMatrix]:
     """Mean loss and confusion matrix over `loader`.
 
-    Logits are resized to the label's size when they differ, so whole-image evaluation scores the
-    labels at their original resolution however the image was resized for the network.
+    Without `settings`, batches are scored as they come (the per-epoch crop protocol). With them,
+    batches are whole frames at full resolution, turned into probabilities by `predict_probs`
+    (whole or sliding window, flip, scales) at the label's size, so the labels are scored at their
+    original resolution however the network saw the frame. The loss is the mean negative log of
+    the (averaged) probability of the true class.
     """
     model.eval()
     confusion = ConfusionMatrix(num_classes, IGNORE_INDEX)
     total_loss, total_images = 0.0, 0
     for images, target in tqdm(loader, desc=desc, leave=False, disable=not show_progress, dynamic_ncols=True):
-        images, target = precision.images(images), target.to(precision.device)
-        with precision.autocast():
-            logits = model(images)["out"]
-        logits = logits.float()
-        if logits.shape[-2:] != target.shape[-2:]:
-            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-        total_loss += F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX).item() * images.shape[0]
+        target = target.to(precision.device)
+        if settings is None:
+            with precision.autocast():
+                probs = model(precision.images(images))["out"].float().softmax(1)
+        else:
+            probs = predict_probs(model, images, settings, precision, num_classes, tuple(target.shape[-2:]))
+        log_probs = probs.clamp_min(1e-12).log()
+        total_loss += F.nll_loss(log_probs, target, ignore_index=IGNORE_INDEX).item() * images.shape[0]
         total_images += images.shape[0]
-        confusion.update(logits.argmax(1), target)
+        confusion.update(probs.argmax(1), target)
     confusion.all_reduce()
     return total_loss / max(total_images, 1), confusion

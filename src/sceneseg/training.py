@@ -7,6 +7,9 @@ exactly the weights and history of an uninterrupted run on the CPU.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import random
 import time
 from pathlib import Path
@@ -18,7 +21,8 @@ from torch.utils.data import DataLoader
 from .config import SAMPLE, Config, DataConfig, ModelConfig, TrainConfig, to_dict
 from .checkpoint import save_checkpoint
 from .data import SAMPLE_ROOT, CamVid, train_transform, val_transform, whole_transform
-from .engine import Precision, bf16_supported, evaluate, train_one_epoch
+from .engine import evaluate, segmentation_loss, train_one_epoch
+from .inference import InferenceSettings, Precision, bf16_supported
 from .errors import ConfigError
 from .history import History
 from .models import MODELS
@@ -28,8 +32,9 @@ def data_root(config: DataConfig) -> Path:
     return SAMPLE_ROOT if config.root == SAMPLE else Path(config.root)
 
 
-def build_dataset(config: DataConfig, split: str, mode: str, seed: int = 0, eval_short_side: int | None = None) -> CamVid:
-    """`mode`: "train" (augmented, or val transform when data_aug is off), "crop" or "whole"."""
+def build_dataset(config: DataConfig, split: str, mode: str, seed: int = 0) -> CamVid:
+    """`mode`: "train" (augmented, or val transform when data_aug is off), "crop", or "whole"
+    (frames at their own size: evaluation resizes them itself)."""
     if config.dataset != "camvid":
         raise ConfigError(f"data.dataset = {config.dataset!r}: expected 'camvid'")
     if mode == "train" and config.data_aug:
@@ -38,18 +43,25 @@ def build_dataset(config: DataConfig, split: str, mode: str, seed: int = 0, eval
     elif mode in ("train", "crop"):
         transform = val_transform(config.short_side, config.crop_size)
     else:
-        transform = whole_transform(eval_short_side)
+        transform = whole_transform(None)
     list_file = {"train": config.train_list, "val": config.val_list}.get(split)
     root = data_root(config)
     return CamVid(root, split, transform, list_file=root / list_file if list_file else None,
                   cache=config.cache, seed=seed)
 
 
-def build_model(config: ModelConfig, weights_cache: str | None = None) -> torch.nn.Module:
+def build_model(config: ModelConfig) -> torch.nn.Module:
+    """Call the factory `MODELS[config.name]` with the options set (not null) in `config`."""
     if config.name not in MODELS:
         raise ConfigError(f"model.name = {config.name!r}: expected one of {', '.join(sorted(MODELS))}")
-    return MODELS[config.name](num_classes=config.num_classes, backbone=config.backbone,
-                               deep_stem=config.deep_stem, pretrained=config.pretrained)
+    factory = MODELS[config.name]
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name" and v is not None}
+    accepted = inspect.signature(factory).parameters
+    foreign = sorted(set(options) - set(accepted))
+    if foreign:
+        raise ConfigError(f"model.{foreign[0]} does not apply to model {config.name!r}; set it to null "
+                          f"(its options: {', '.join(k for k in accepted if k != 'num_classes')})")
+    return factory(**options)
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig, iters_per_epoch: int):
@@ -84,7 +96,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def fit(config: Config, run_dir: Path, resume: dict | None = None, show_progress: bool = True,
-        log=print) -> History:
+        log=functools.partial(print, flush=True)) -> History:
     """Train `config` into `run_dir`, writing history, last.pt and best.pt after every epoch."""
     precision = resolve_precision(config)
     seed_everything(config.seed)
@@ -96,6 +108,7 @@ def fit(config: Config, run_dir: Path, resume: dict | None = None, show_progress
     batch = min(config.train.batch_size, len(train_set))
     iters_per_epoch = len(train_set) // batch  # drop_last: BatchNorm dislikes a batch of one
     optimizer, scheduler = build_optimizer(model, config.train, iters_per_epoch)
+    loss_fn = functools.partial(segmentation_loss, aux_weight=config.train.aux_weight)
     history = History(run_dir)
     start_epoch = 1
     if resume is not None:
@@ -112,11 +125,13 @@ def fit(config: Config, run_dir: Path, resume: dict | None = None, show_progress
         generator = seed_everything(config.seed * 1000 + epoch)
         train_set.set_epoch(epoch)
         loader = DataLoader(train_set, batch_size=batch, shuffle=True, drop_last=True, generator=generator,
-                            num_workers=config.data.num_workers)
+                            num_workers=config.data.num_workers, pin_memory=precision.device.type == "cuda")
         train_loss, train_cm = train_one_epoch(model, loader, optimizer, scheduler, precision,
-                                               config.model.num_classes, epoch, show_progress=show_progress)
+                                               config.model.num_classes, epoch, loss_fn=loss_fn,
+                                               show_progress=show_progress)
         val_loader = DataLoader(val_set, batch_size=config.eval.batch_size, num_workers=config.data.num_workers)
-        val_loss, val_cm = evaluate(model, val_loader, precision, config.model.num_classes, show_progress)
+        val_loss, val_cm = evaluate(model, val_loader, precision, config.model.num_classes,
+                                    show_progress=show_progress)
         val = val_cm.summary(val_set.class_names)
         record = {
             "epoch": epoch, "train_loss": train_loss, "train_mIoU": train_cm.summary(val_set.class_names)["mIoU"],
@@ -131,7 +146,8 @@ def fit(config: Config, run_dir: Path, resume: dict | None = None, show_progress
         if is_best:
             save_checkpoint(run_dir / "best.pt", **state)
         history.write()
-        log(history.format_row(record))
+        remaining = (config.train.epochs - epoch) * record["seconds"]
+        log(f"{history.format_row(record)}  ETA {time.strftime('%H:%M:%S', time.gmtime(remaining))}")
     return history
 
 
@@ -139,20 +155,23 @@ def evaluate_weights(config: Config, model_state: dict, split: str, mode: str | 
                      show_progress: bool = True) -> dict:
     """Metrics summary (see ConfusionMatrix.summary) of `model_state` on `split`.
 
-    mode "whole" scores whole images, resized to eval.short_side for the network and scored at the
-    labels' own resolution; "crop" is the per-epoch protocol (short side, center crop).
+    Modes "whole" and "slide" score full frames against their full-resolution labels (see
+    inference.predict_probs); "crop" is the per-epoch protocol.
     """
     precision = resolve_precision(config)
     mode = mode or config.eval.mode
-    dataset = build_dataset(config.data, split, mode, eval_short_side=config.eval.short_side)
-    model = build_model(config.model).to(precision.device)
+    dataset = build_dataset(config.data, split, "crop" if mode == "crop" else "whole")
+    model = build_model(dataclasses.replace(config.model, pretrained=None)).to(precision.device)
     model.load_state_dict(model_state)
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    settings = None if mode == "crop" else InferenceSettings(
+        mode=mode, short_side=config.eval.short_side, crop_size=config.eval.crop_size,
+        stride_rate=config.eval.stride_rate, flip=config.eval.flip, scales=config.eval.scales)
     # Whole frames of different sizes cannot share a batch.
     batch = config.eval.batch_size if mode == "crop" or len(set(dataset.sizes)) == 1 else 1
     loader = DataLoader(dataset, batch_size=batch, num_workers=config.data.num_workers)
-    loss, confusion = evaluate(model, loader, precision, config.model.num_classes, show_progress,
+    loss, confusion = evaluate(model, loader, precision, config.model.num_classes, settings, show_progress,
                                desc=f"evaluate {split} ({mode})")
     summary = confusion.summary(dataset.class_names)
     summary.update(loss=loss, split=split, mode=mode, frames=len(dataset))

@@ -1,0 +1,117 @@
+"""Turning whole frames into class probabilities: whole-image or sliding-window, flip, multi-scale.
+
+The sliding window follows the CS 6476 / PSPNet reference protocol: the frame is resized so its
+short side is `short_side * scale`, padded up to the crop size if smaller, covered by crops with a
+stride of `stride_rate * crop_size`, and the softmax of overlapping crops is averaged. Flip
+averaging adds the mirrored prediction of every crop; multi-scale sums the probabilities of every
+scale after resizing them to the label's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Precision:
+    """How tensors are laid out and computed: bf16 autocast and channels_last are switches."""
+
+    device: torch.device
+    bf16: bool = False
+    channels_last: bool = False
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def images(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """bf16 autocast pays off on GPUs with bf16 units and on CPUs with AVX-512 bf16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    mode: str = "whole"  # "whole" frame at once, or "slide" a window of crop_size over it
+    short_side: int | None = 240  # None: the frame's own size
+    crop_size: int = 201
+    stride_rate: float = 2 / 3
+    flip: bool = False
+    scales: tuple[float, ...] = (1.0,)
+
+
+def _softmax(model: torch.nn.Module, images: torch.Tensor, precision: Precision, flip: bool) -> torch.Tensor:
+    with precision.autocast():
+        logits = model(precision.images(images))["out"]
+    probs = logits.float().softmax(1)
+    if flip:
+        with precision.autocast():
+            mirrored = model(precision.images(images.flip(-1)))["out"]
+        probs = (probs + mirrored.float().softmax(1).flip(-1)) / 2
+    if probs.shape[-2:] != images.shape[-2:]:  # models with a zoom factor below the stride
+        probs = F.interpolate(probs, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    return probs
+
+
+def _slide(model: torch.nn.Module, images: torch.Tensor, settings: InferenceSettings,
+           precision: Precision, num_classes: int) -> torch.Tensor:
+    crop = settings.crop_size
+    n, _, height, width = images.shape
+    # Pad with zeros, the normalised mean, like the training crops, then crop the padding away.
+    pad_h, pad_w = max(crop - height, 0), max(crop - width, 0)
+    top, left = pad_h // 2, pad_w // 2
+    padded = F.pad(images, (left, pad_w - left, top, pad_h - top))
+    ph, pw = padded.shape[-2:]
+    stride = max(1, math.ceil(crop * settings.stride_rate))
+    rows = math.ceil(max(ph - crop, 0) / stride) + 1
+    cols = math.ceil(max(pw - crop, 0) / stride) + 1
+    total = torch.zeros(n, num_classes, ph, pw, device=images.device)
+    count = torch.zeros(1, 1, ph, pw, device=images.device)
+    for r in range(rows):
+        for c in range(cols):
+            y = min(r * stride, ph - crop) if ph >= crop else 0
+            x = min(c * stride, pw - crop) if pw >= crop else 0
+            window = padded[..., y : y + crop, x : x + crop]
+            total[..., y : y + crop, x : x + crop] += _softmax(model, window, precision, settings.flip).to(total.device)
+            count[..., y : y + crop, x : x + crop] += 1
+    return (total / count)[..., top : top + height, left : left + width]
+
+
+@torch.no_grad()
+def predict_probs(model: torch.nn.Module, images: torch.Tensor, settings: InferenceSettings,
+                  precision: Precision, num_classes: int, out_size: tuple[int, int]) -> torch.Tensor:
+    """Class probabilities (N, num_classes, *out_size) for normalised full frames `images`."""
+    images = images.to(precision.device)
+    height, width = images.shape[-2:]
+    result = torch.zeros(images.shape[0], num_classes, *out_size, device=precision.device)
+    for scale in settings.scales:
+        if settings.short_side is None:
+            factor = scale
+        else:
+            factor = settings.short_side * scale / min(height, width)
+        size = (max(1, round(height * factor)), max(1, round(width * factor)))
+        scaled = images if size == (height, width) else F.interpolate(
+            images, size=size, mode="bilinear", align_corners=False)
+        if settings.mode == "slide":
+            probs = _slide(model, scaled, settings, precision, num_classes)
+        else:
+            probs = _softmax(model, scaled, precision, settings.flip)
+        result += F.interpolate(probs, size=out_size, mode="bilinear", align_corners=False)
+    return result / len(settings.scales)

@@ -1,0 +1,58 @@
+import pytest
+import torch
+from torch import nn
+
+from sceneseg.inference import InferenceSettings, Precision, predict_probs
+
+CPU = Precision(torch.device("cpu"))
+
+
+class PerPixel(nn.Module):
+    """A 1x1-conv 'segmenter': each pixel's logits depend on that pixel only, so any correct
+    tiling, padding or flipping must give exactly the whole-frame answer."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, classes, 1)
+
+    def forward(self, x):
+        return {"out": self.conv(x)}
+
+
+class CountCalls(PerPixel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape[-2:]))
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("size", [(48, 64), (20, 30), (65, 33)])
+@pytest.mark.parametrize("flip", [False, True])
+def test_sliding_window_equals_whole_frame_for_a_per_pixel_model(size, flip):
+    images = torch.randn(2, 3, *size)
+    model = PerPixel().eval()
+    whole = predict_probs(model, images, InferenceSettings("whole", None), CPU, 4, size)
+    slide = predict_probs(model, images, InferenceSettings("slide", None, crop_size=32, flip=flip), CPU, 4, size)
+    assert slide.shape == (2, 4, *size)
+    torch.testing.assert_close(slide, whole, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(whole, model(images)["out"].softmax(1))
+
+
+def test_window_grid_follows_the_stride_rule():
+    model = CountCalls().eval()
+    # 48x64 frame, crop 32, stride ceil(32 * 2/3) = 22: rows at 0, 16 (clamped); cols at 0, 22, 32.
+    predict_probs(model, torch.randn(1, 3, 48, 64), InferenceSettings("slide", None, crop_size=32), CPU, 4, (48, 64))
+    assert model.shapes == [(32, 32)] * 6
+
+
+def test_scales_resize_to_short_side_and_back_to_label_size():
+    model = CountCalls().eval()
+    settings = InferenceSettings("whole", short_side=24, scales=(0.5, 1.0, 2.0))
+    probs = predict_probs(model, torch.randn(1, 3, 48, 64), settings, CPU, 4, (96, 128))
+    assert model.shapes == [(12, 16), (24, 32), (48, 64)]
+    assert probs.shape == (1, 4, 96, 128)
+    torch.testing.assert_close(probs.sum(1), torch.ones(1, 96, 128))

@@ -1,0 +1,36 @@
+"""README opens with the two set-up commands, and CI runs the second one verbatim."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_readme_opens_with_two_setup_commands():
+    text = (ROOT / "README.md").read_text()
+    first_block = text.index("```bash")
+    assert text[:first_block].strip() == "# sceneseg"
+    install, test = readme_commands()[:2]
+    assert "\n" not in install and "\n" not in test
+    assert install.index("pip install torch==2.13.0") < install.index("pip install -e .")
+    assert install.endswith("sceneseg train")
+    assert test.endswith("python -m pytest -q")
+
+
+def test_ci_runs_the_readme_test_command():
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert readme_commands()[1] in ci_lines
+
+
+def test_every_builtin_config_is_listed_in_readme():
+    from sceneseg.config import BUILTIN_CONFIGS
+
+    text = (ROOT / "README.md").read_text()
+    for path in BUILTIN_CONFIGS.glob("*.yaml"):
+        stem = path.stem
+        short = stem.removeprefix("camvid_simple_r18_").removesuffix("_cpu")
+        assert f"`{stem}`" in text or f"`_{short}_cpu`" in text, stem
