@@ -56,6 +56,8 @@ def read_weights_file(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "weights only load failed" not in str(exc).lower():
+            raise WeightsError(f"cannot read {path}: not a PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
         raise WeightsError(
             f"refusing to load {path}: it needs arbitrary unpickling, which could run code from the "
             f"file; only tensors, numbers, strings and containers are accepted ({str(exc).splitlines()[0]})"
@@ -64,10 +66,15 @@ def read_weights_file(path: str | Path) -> Any:
         raise WeightsError(f"cannot read {path}: not a PyTorch checkpoint or truncated ({exc})") from None
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a sceneseg checkpoint written by `save_checkpoint`."""
-    content = read_weights_file(path)
-    if not isinstance(content, dict) or content.get("format") != FORMAT:
+def is_sceneseg_checkpoint(content: Any) -> bool:
+    return isinstance(content, dict) and content.get("format") == FORMAT
+
+
+def load_checkpoint(path: str | Path, content: Any = None) -> dict[str, Any]:
+    """Read a sceneseg checkpoint written by `save_checkpoint` (or check `content` already read from it)."""
+    if content is None:
+        content = read_weights_file(path)
+    if not is_sceneseg_checkpoint(content):
         raise WeightsError(
             f"{path} is not a sceneseg checkpoint (expected a dict with format={FORMAT!r}, "
             "as written by `sceneseg train`)"

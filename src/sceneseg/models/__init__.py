@@ -10,7 +10,19 @@ from typing import Callable
 
 from torch import nn
 
-from sceneseg.models.heads import ConvClassifier
+from sceneseg.models.heads import (
+    ConvClassifier,
+    PyramidPoolingModule,
+    psp_aux_head,
+    psp_classifier,
+)
+from sceneseg.models.pspnet import PSPNet, pspnet
+from sceneseg.models.reference import (
+    from_reference,
+    infer_reference_config,
+    is_reference_pspnet,
+    to_reference,
+)
 from sceneseg.models.resnet import (
     RESNETS,
     BasicBlock,
@@ -26,6 +38,7 @@ from sceneseg.models.simple import SimpleSegmentationNet, simple_segmentation_ne
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "simple": simple_segmentation_net,
+    "pspnet": pspnet,
 }
 
 __all__ = [
@@ -35,12 +48,21 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "ConvClassifier",
+    "PSPNet",
+    "PyramidPoolingModule",
     "ResNet",
     "SimpleSegmentationNet",
+    "from_reference",
+    "infer_reference_config",
+    "is_reference_pspnet",
     "load_backbone_weights",
+    "psp_aux_head",
+    "psp_classifier",
+    "pspnet",
     "resnet18",
     "resnet34",
     "resnet50",
     "resnet101",
     "simple_segmentation_net",
+    "to_reference",
 ]

@@ -6,6 +6,10 @@ size is the model's job, so one head can serve backbones of any output stride.
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -26,3 +30,72 @@ class ConvClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)
+
+
+class PyramidPoolingModule(nn.Module):
+    """PSPNet's Pyramid Pooling Module: the input, concatenated with one pooled branch per bin.
+
+    Branch i is AdaptiveAvgPool2d(bins[i]) -> 1x1 conv to in_channels // len(bins) (no bias, BN
+    follows) -> BN -> ReLU, upsampled back bilinearly with align_corners=True as the reference
+    does. The output has in_channels + len(bins) * (in_channels // len(bins)) = 2 * in_channels
+    channels, its first in_channels being the input unchanged.
+
+    State_dict keys match the reference's `ppm.` exactly: `features.<i>.1.weight` (conv) and
+    `features.<i>.2.{weight,bias,running_mean,running_var,num_batches_tracked}` (BN); index 0 is
+    the pooling and 3 the ReLU, which hold no weights.
+    """
+
+    def __init__(self, in_channels: int, bins: Sequence[int] = (1, 2, 3, 6)) -> None:
+        super().__init__()
+        if not bins or any(b < 1 for b in bins):
+            raise ValueError(f"bins must be a non-empty list of positive sizes, got {tuple(bins)}")
+        if in_channels % len(bins):
+            raise ValueError(f"in_channels {in_channels} is not divisible by {len(bins)} bins")
+        reduction = in_channels // len(bins)
+        self.in_channels = in_channels
+        self.bins = tuple(bins)
+        self.out_channels = in_channels + reduction * len(bins)
+        self.features = nn.ModuleList(
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d(size),
+                nn.Conv2d(in_channels, reduction, kernel_size=1, bias=False),
+                nn.BatchNorm2d(reduction),
+                nn.ReLU(inplace=True),
+            )
+            for size in self.bins
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = x.shape[-2:]
+        pooled = [
+            F.interpolate(branch(x), size, mode="bilinear", align_corners=True)
+            for branch in self.features
+        ]
+        return torch.cat([x, *pooled], dim=1)
+
+
+def conv_bn_relu_classifier(
+    in_channels: int, hidden: int, num_classes: int, dropout: float = 0.1
+) -> nn.Sequential:
+    """3x3 conv (no bias) -> BN -> ReLU -> Dropout2d -> 1x1 conv with bias: PSPNet's `cls`/`aux`.
+
+    A Sequential so the keys are the reference's: `0.weight` (3x3 conv), `1.*` (BN) and
+    `4.weight`/`4.bias` (the classifier); 2 (ReLU) and 3 (dropout) hold no weights.
+    """
+    return nn.Sequential(
+        nn.Conv2d(in_channels, hidden, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout2d(p=dropout),
+        nn.Conv2d(hidden, num_classes, kernel_size=1),
+    )
+
+
+def psp_classifier(in_channels: int, num_classes: int, hidden: int = 512) -> nn.Sequential:
+    """PSPNet's main head: `in_channels` (4096 with the PPM on ResNet-50/101) -> 512 -> classes."""
+    return conv_bn_relu_classifier(in_channels, hidden, num_classes)
+
+
+def psp_aux_head(in_channels: int, num_classes: int, hidden: int = 256) -> nn.Sequential:
+    """PSPNet's auxiliary head on layer3 (1024 channels on ResNet-50/101) -> 256 -> classes."""
+    return conv_bn_relu_classifier(in_channels, hidden, num_classes)

@@ -88,6 +88,11 @@ class ResNet(nn.Module):
     `replace_stride_with_dilation` has torchvision's meaning: one flag each for layer2, layer3 and
     layer4; a flagged layer keeps stride 1 and doubles the dilation, which carries over to the
     layers after it, while its first block still uses the previous dilation.
+
+    `dilate_all_blocks=True` gives the first block of a flagged layer the new dilation too, as the
+    PSPNet reference (hszhao/semseg) does by module surgery: with flags (False, True, True) every
+    3x3 conv of layer3 has dilation 2 and of layer4 dilation 4. Same weights, different outputs,
+    so reference checkpoints need it to reproduce the reference's logits.
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class ResNet(nn.Module):
         deep_stem: bool = False,
         replace_stride_with_dilation: Sequence[bool] = (False, False, False),
         zero_init_residual: bool = False,
+        dilate_all_blocks: bool = False,
     ) -> None:
         super().__init__()
         if len(replace_stride_with_dilation) != 3:
@@ -105,6 +111,7 @@ class ResNet(nn.Module):
                 f"got {tuple(replace_stride_with_dilation)}"
             )
         self.deep_stem = deep_stem
+        self.dilate_all_blocks = dilate_all_blocks
         if deep_stem:
             self.conv1 = _conv3x3(3, 64, stride=2)
             self.bn1 = nn.BatchNorm2d(64)
@@ -146,7 +153,8 @@ class ResNet(nn.Module):
                 _conv1x1(self.inplanes, planes * block.expansion, stride),
                 nn.BatchNorm2d(planes * block.expansion),
             )
-        layers = [block(self.inplanes, planes, stride, downsample, previous_dilation)]
+        first_dilation = self.dilation if dilate and self.dilate_all_blocks else previous_dilation
+        layers = [block(self.inplanes, planes, stride, downsample, first_dilation)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes, dilation=self.dilation) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
@@ -185,27 +193,27 @@ _NO_DILATION: Dilation = (False, False, False)
 
 
 def resnet18(deep_stem: bool = False, replace_stride_with_dilation: Dilation = _NO_DILATION,
-             *, zero_init_residual: bool = False) -> ResNet:
+             *, zero_init_residual: bool = False, dilate_all_blocks: bool = False) -> ResNet:
     return ResNet(BasicBlock, (2, 2, 2, 2), deep_stem, replace_stride_with_dilation,
-                  zero_init_residual)
+                  zero_init_residual, dilate_all_blocks)
 
 
 def resnet34(deep_stem: bool = False, replace_stride_with_dilation: Dilation = _NO_DILATION,
-             *, zero_init_residual: bool = False) -> ResNet:
+             *, zero_init_residual: bool = False, dilate_all_blocks: bool = False) -> ResNet:
     return ResNet(BasicBlock, (3, 4, 6, 3), deep_stem, replace_stride_with_dilation,
-                  zero_init_residual)
+                  zero_init_residual, dilate_all_blocks)
 
 
 def resnet50(deep_stem: bool = False, replace_stride_with_dilation: Dilation = _NO_DILATION,
-             *, zero_init_residual: bool = False) -> ResNet:
+             *, zero_init_residual: bool = False, dilate_all_blocks: bool = False) -> ResNet:
     return ResNet(Bottleneck, (3, 4, 6, 3), deep_stem, replace_stride_with_dilation,
-                  zero_init_residual)
+                  zero_init_residual, dilate_all_blocks)
 
 
 def resnet101(deep_stem: bool = False, replace_stride_with_dilation: Dilation = _NO_DILATION,
-              *, zero_init_residual: bool = False) -> ResNet:
+              *, zero_init_residual: bool = False, dilate_all_blocks: bool = False) -> ResNet:
     return ResNet(Bottleneck, (3, 4, 23, 3), deep_stem, replace_stride_with_dilation,
-                  zero_init_residual)
+                  zero_init_residual, dilate_all_blocks)
 
 
 RESNETS: dict[str, Callable[..., ResNet]] = {
