@@ -89,3 +89,25 @@ def test_options_of_another_model_are_rejected():
         build_model(load_config(None, ["model.use_ppm=false"]).model)
     with pytest.raises(ConfigError, match="model.name = 'unet': expected one of"):
         build_model(load_config(None, ["model.name=unet"]).model)
+
+
+def test_poly_schedule_with_warmup_and_head_multiplier():
+    import torch
+
+    from sceneseg.training import build_optimizer
+
+    model = torch.nn.Module()
+    model.backbone = torch.nn.Linear(2, 2)
+    model.classifier = torch.nn.Linear(2, 2)
+    config = load_config(None, ["train.lr=0.1", "train.epochs=2", "train.warmup_iters=4"]).train
+    optimizer, scheduler = build_optimizer(model, config, iters_per_epoch=10)
+    lrs = []
+    for _ in range(20):
+        lrs.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    backbone = [lr[0] for lr in lrs]
+    assert backbone[0] == pytest.approx(0.1 * 0.25)  # warm-up 1/4 at the first iteration
+    assert backbone[5] == pytest.approx(0.1 * (1 - 5 / 20) ** 0.9)  # poly after warm-up
+    assert all(lr[1] == pytest.approx(10 * lr[0]) for lr in lrs)  # head at 10x
+    assert backbone[19] < backbone[10] < backbone[5]

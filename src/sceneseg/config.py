@@ -65,6 +65,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     poly_power: float = 0.9
+    warmup_iters: int = 0  # linear warm-up of the learning rate, then poly; 0 as in the study
     head_lr_mult: float = 10.0
     aux_weight: float = 0.4  # loss = main + aux_weight * aux, for models with an auxiliary head
     bf16: bool | None = None  # None: on where the CPU or GPU supports bf16 well
@@ -235,6 +236,7 @@ def validate(config: Config) -> None:
         (config.train.epochs >= 1, "train.epochs", config.train.epochs, "at least 1"),
         (config.train.batch_size >= 1, "train.batch_size", config.train.batch_size, "at least 1"),
         (config.train.lr > 0, "train.lr", config.train.lr, "positive"),
+        (config.train.warmup_iters >= 0, "train.warmup_iters", config.train.warmup_iters, ">= 0"),
         (config.data.crop_size >= 32, "data.crop_size", config.data.crop_size, "at least 32"),
         (config.data.short_side >= 32, "data.short_side", config.data.short_side, "at least 32"),
         (0 < config.data.scale_min <= config.data.scale_max, "data.scale_min/scale_max",

@@ -65,7 +65,8 @@ def build_model(config: ModelConfig) -> torch.nn.Module:
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig, iters_per_epoch: int):
-    """SGD with the head at `head_lr_mult` times the backbone's rate, and a per-iteration poly schedule."""
+    """SGD with the head at `head_lr_mult` times the backbone's rate, and a per-iteration poly schedule
+    (after an optional linear warm-up, which keeps a randomly initialised net from blowing up)."""
     backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
     head = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
     optimizer = torch.optim.SGD(
@@ -73,9 +74,12 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, iters_per_epoch
         lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
     )
     max_iter = config.epochs * iters_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda it: max(0.0, 1.0 - it / max_iter) ** config.poly_power
-    )
+
+    def factor(it: int) -> float:
+        warmup = min(1.0, (it + 1) / config.warmup_iters) if config.warmup_iters else 1.0
+        return warmup * max(0.0, 1.0 - it / max_iter) ** config.poly_power
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return optimizer, scheduler
 
 
