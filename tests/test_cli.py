@@ -138,3 +138,29 @@ def test_data_check_prints_class_shares(capsys):
     assert main(["data", "check", "builtin:camvid-sample", "--split", "val"]) == 0
     out = capsys.readouterr().out
     assert "OK" in out and "Road" in out and "Bicyclist" in out
+
+
+def test_transfer_from_camvid_to_kitti_through_the_cli(tmp_path, capsys):
+    from tests.data.test_kitti_road import write_kitti
+
+    kitti = tmp_path / "kitti"
+    write_kitti(kitti, counts=(11, 11, 11), size=(40, 60))
+    psp = ["model.name=pspnet", "model.use_ppm=true", "model.aux_loss=true", "model.output_stride=8"]
+    camvid_run, kitti_run = tmp_path / "camvid", tmp_path / "kitti_run"
+    assert main(["train", *TINY, *psp, "train.epochs=1", f"train.out_dir={camvid_run}", "--no-progress"]) == 0
+    args = ["train", "kitti_pspnet18_transfer_cpu", f"data.root={kitti}", "data.resize=[48, 64]",
+            "data.short_side=48", "data.crop_size=48", "eval.short_side=48", "train.epochs=1", "train.batch_size=3",
+            f"train.init_from={camvid_run / 'best.pt'}", "train.freeze_backbone=true",
+            f"train.out_dir={kitti_run}", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "replaced 4 (cls.4.weight, cls.4.bias, aux.4.weight, aux.4.bias)" in out
+    metrics = json.loads((kitti_run / "metrics.json").read_text())
+    assert [c["name"] for c in metrics["classes"]] == ["Road", "Not_Road"]
+    split = json.loads((kitti_run / "data_split.json").read_text())
+    assert (len(split["train"]), len(split["val"])) == (3, 30)
+    before = load_checkpoint(camvid_run / "best.pt")["model"]
+    after = load_checkpoint(kitti_run / "last.pt")["model"]
+    assert torch.equal(before["backbone.layer3.0.bn1.running_mean"], after["backbone.layer3.0.bn1.running_mean"])
+    assert main(["data", "check", str(kitti), "--split", "val", "--policy", "cs6476"]) == 0
+    assert "Not_Road" in capsys.readouterr().out

@@ -7,6 +7,7 @@ checkpoints) are printed as one line with a hint, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -64,19 +65,20 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _data_check(args: argparse.Namespace) -> None:
-    from .data import CamVid, format_summary, summarize
-    from .training import data_root
+    from .data import CamVid, KittiRoad, format_summary, summarize
+    from .training import build_dataset
 
     target = Path(args.target)
     if target.suffix in (".yaml", ".yml") or args.target == SAMPLE:
         config = load_config(None if args.target == SAMPLE else target, args.overrides).data
-        root = data_root(config)
-        list_file = {"train": config.train_list, "val": config.val_list}.get(args.split)
-        dataset = CamVid(root, args.split, list_file=root / list_file if list_file else None)
+        # No cache: summarize decodes every pair once anyway.
+        dataset = build_dataset(dataclasses.replace(config, cache=False), args.split, "whole")
+    elif (target / "training" / "image_2").is_dir():
+        dataset = KittiRoad(target, args.split, policy=args.policy)
     else:
         dataset = CamVid(target, args.split, list_file=args.list)
     summary = summarize(dataset)
-    print(f"{dataset.root} [{args.split}]: OK")
+    print(f"{dataset!r}: OK")
     print(format_summary(summary, dataset.class_names))
 
 
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("overrides", nargs="*")
     check.add_argument("--split", default="train")
     check.add_argument("--list", help="list file (<image> <label> per line) when target is a root")
+    check.add_argument("--policy", default="kitti", choices=("kitti", "cs6476"), help="KITTI road label policy")
     check.set_defaults(func=_data_check)
     return parser
 

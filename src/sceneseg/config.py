@@ -24,10 +24,20 @@ SAMPLE = "builtin:camvid-sample"  # data.root value that names the sample shippe
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "camvid"
+    dataset: str = "camvid"  # camvid, kitti_road or folder
     root: str = SAMPLE
     train_list: str | None = None  # list-format files ("<image> <label>" per line), relative to root
     val_list: str | None = None
+    # Options of some datasets only: null where the dataset does not take them.
+    resize: tuple[int, ...] | None = None  # (height, width) every frame is resized to first
+    label_policy: str | None = None  # kitti_road: "kitti" or "cs6476"
+    split_mode: str | None = None  # kitti_road: "cs6476" (last 10 of each category) or "ratio"
+    val_ratio: float | None = None  # kitti_road with split_mode ratio
+    split_seed: int | None = None
+    class_names: tuple[str, ...] | None = None  # folder
+    palette: tuple[tuple[int, ...], ...] | None = None  # folder with colour masks: RGB per class
+    images: str | None = None  # folder: sub-folders of root
+    masks: str | None = None
     train_split: str = "train"
     val_split: str = "val"
     short_side: int = 240
@@ -67,6 +77,9 @@ class TrainConfig:
     poly_power: float = 0.9
     warmup_iters: int = 0  # linear warm-up of the learning rate, then poly; 0 as in the study
     head_lr_mult: float = 10.0
+    backbone_lr_mult: float = 1.0  # fine-tuning: e.g. 0.1 keeps a transferred backbone close to its weights
+    freeze_backbone: bool = False  # backbone weights and BatchNorm statistics both stay as loaded
+    init_from: str | None = None  # checkpoint to start from (transfer); the classifier is replaced if needed
     aux_weight: float = 0.4  # loss = main + aux_weight * aux, for models with an auxiliary head
     bf16: bool | None = None  # None: on where the CPU or GPU supports bf16 well
     channels_last: bool = True
@@ -242,6 +255,9 @@ def validate(config: Config) -> None:
         (0 < config.data.scale_min <= config.data.scale_max, "data.scale_min/scale_max",
          (config.data.scale_min, config.data.scale_max), "0 < scale_min <= scale_max"),
         (config.data.num_workers >= 0, "data.num_workers", config.data.num_workers, ">= 0"),
+        (config.data.resize is None or (len(config.data.resize) == 2 and min(config.data.resize) >= 32),
+         "data.resize", config.data.resize, "null or [height, width], each at least 32"),
+        (config.train.backbone_lr_mult >= 0, "train.backbone_lr_mult", config.train.backbone_lr_mult, ">= 0"),
         (config.model.num_classes >= 2, "model.num_classes", config.model.num_classes, "at least 2"),
         (config.eval.mode in ("whole", "slide", "crop"), "eval.mode", config.eval.mode,
          "'whole', 'slide' or 'crop'"),

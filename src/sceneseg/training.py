@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import json
 import random
 import time
 from pathlib import Path
@@ -19,35 +20,53 @@ import torch
 from torch.utils.data import DataLoader
 
 from .config import SAMPLE, Config, DataConfig, ModelConfig, TrainConfig, to_dict
-from .checkpoint import save_checkpoint
-from .data import SAMPLE_ROOT, CamVid, train_transform, val_transform, whole_transform
+from .checkpoint import save_checkpoint, write_text_atomic
+from .data import SAMPLE_ROOT, CamVid, FolderDataset, KittiRoad, SegmentationDataset, train_transform, val_transform, whole_transform
 from .engine import evaluate, segmentation_loss, train_one_epoch
 from .inference import InferenceSettings, Precision, bf16_supported
 from .errors import ConfigError
 from .history import History
 from .models import MODELS
+from .transfer import init_from
 
 
 def data_root(config: DataConfig) -> Path:
     return SAMPLE_ROOT if config.root == SAMPLE else Path(config.root)
 
 
-def build_dataset(config: DataConfig, split: str, mode: str, seed: int = 0) -> CamVid:
+def _transform(config: DataConfig, mode: str):
+    if mode == "train" and config.data_aug:
+        return train_transform(config.short_side, config.crop_size, (config.scale_min, config.scale_max),
+                               config.rotate, config.blur)
+    if mode in ("train", "crop"):
+        return val_transform(config.short_side, config.crop_size)
+    return whole_transform(None)
+
+
+def build_dataset(config: DataConfig, split: str, mode: str, seed: int = 0) -> SegmentationDataset:
     """`mode`: "train" (augmented, or val transform when data_aug is off), "crop", or "whole"
     (frames at their own size: evaluation resizes them itself)."""
-    if config.dataset != "camvid":
-        raise ConfigError(f"data.dataset = {config.dataset!r}: expected 'camvid'")
-    if mode == "train" and config.data_aug:
-        transform = train_transform(config.short_side, config.crop_size, (config.scale_min, config.scale_max),
-                                    config.rotate, config.blur)
-    elif mode in ("train", "crop"):
-        transform = val_transform(config.short_side, config.crop_size)
-    else:
-        transform = whole_transform(None)
+    transform, root = _transform(config, mode), data_root(config)
+    resize = tuple(config.resize) if config.resize else None
     list_file = {"train": config.train_list, "val": config.val_list}.get(split)
-    root = data_root(config)
-    return CamVid(root, split, transform, list_file=root / list_file if list_file else None,
-                  cache=config.cache, seed=seed)
+    common = dict(transform=transform, cache=config.cache, seed=seed)
+    used = {"camvid": ("train_list", "val_list"),
+            "kitti_road": ("resize", "label_policy", "split_mode", "val_ratio", "split_seed"),
+            "folder": ("train_list", "val_list", "resize", "class_names", "palette", "images", "masks")}
+    if config.dataset not in used:
+        raise ConfigError(f"data.dataset = {config.dataset!r}: expected one of {', '.join(used)}")
+    for key in sorted(set().union(*used.values())):
+        if getattr(config, key) is not None and key not in used[config.dataset]:
+            raise ConfigError(f"data.{key} does not apply to dataset {config.dataset!r}; set it to null")
+    if config.dataset == "camvid":
+        return CamVid(root, split, list_file=root / list_file if list_file else None, **common)
+    if config.dataset == "kitti_road":
+        return KittiRoad(root, split, policy=config.label_policy or "kitti", split_mode=config.split_mode or "cs6476",
+                         val_ratio=config.val_ratio or 0.1, split_seed=config.split_seed or 0, resize=resize, **common)
+    if not config.class_names:
+        raise ConfigError("data.class_names: the folder dataset needs the list of class names")
+    return FolderDataset(root, config.class_names, images=config.images or "images", masks=config.masks or "masks",
+                         palette=config.palette, list_file=list_file, resize=resize, **common)
 
 
 def build_model(config: ModelConfig) -> torch.nn.Module:
@@ -70,7 +89,8 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, iters_per_epoch
     backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
     head = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
     optimizer = torch.optim.SGD(
-        [{"params": backbone, "lr": config.lr}, {"params": head, "lr": config.lr * config.head_lr_mult}],
+        [{"params": backbone, "lr": config.lr * config.backbone_lr_mult},
+         {"params": head, "lr": config.lr * config.head_lr_mult}],
         lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
     )
     max_iter = config.epochs * iters_per_epoch
@@ -106,7 +126,18 @@ def fit(config: Config, run_dir: Path, resume: dict | None = None, show_progress
     seed_everything(config.seed)
     train_set = build_dataset(config.data, config.data.train_split, "train", seed=config.seed)
     val_set = build_dataset(config.data, config.data.val_split, "crop")
-    model = build_model(config.model).to(precision.device)
+    if train_set.num_classes != config.model.num_classes:
+        raise ConfigError(f"model.num_classes = {config.model.num_classes}, but dataset {config.data.dataset!r} "
+                          f"has {train_set.num_classes} classes ({', '.join(train_set.class_names)})")
+    write_text_atomic(run_dir / "data_split.json", json.dumps(
+        {split: [str(image) for image, _ in ds.pairs] for split, ds in (("train", train_set), ("val", val_set))},
+        indent=1) + "\n")
+    model = build_model(config.model)
+    if config.train.init_from and resume is None:
+        init_from(model, config.train.init_from, log)
+    if config.train.freeze_backbone:
+        model.freeze_backbone()
+    model = model.to(precision.device)
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
     batch = min(config.train.batch_size, len(train_set))

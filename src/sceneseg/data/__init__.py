@@ -7,6 +7,9 @@ from sceneseg.data.camvid import (
     SEGNET_TO_CANONICAL,
     CamVid,
 )
+from sceneseg.data.base import SegmentationDataset
+from sceneseg.data.folder import FolderDataset
+from sceneseg.data.kitti_road import KITTI_CLASSES, KITTI_PALETTE, KittiRoad
 from sceneseg.data.check import format_summary, summarize
 from sceneseg.data.transforms import (
     IMAGENET_MEAN,
@@ -25,6 +28,11 @@ __all__ = [
     "SAMPLE_ROOT",
     "SEGNET_TO_CANONICAL",
     "CamVid",
+    "FolderDataset",
+    "KITTI_CLASSES",
+    "KITTI_PALETTE",
+    "KittiRoad",
+    "SegmentationDataset",
     "SegTransform",
     "format_summary",
     "summarize",

@@ -1,24 +1,18 @@
 """The CamVid dataset (11 classes) in SegNet's folder layout or as a CS 6476 / mseg list file.
 
-Everything a training run would trip over later (missing labels, size mismatches, and with
-`cache=True` also corrupt files and stray label values) is checked in `__init__`, so a bad dataset
-fails in seconds with a message naming the file instead of hours into training.
-
 Labels are returned in the canonical class order (Building, Tree, Sky, ...) with 255 = ignore,
 whatever order the files on disk use.
 """
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
-from typing import Any, Callable
 
-import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from sceneseg.data.base import (
+    IGNORE_INDEX, INVALID, SegmentationDataset, Transform, find_pairs, read_index_label, read_list_file,
+)
 from sceneseg.errors import DataError
 
 CAMVID_CLASSES: tuple[str, ...] = (
@@ -30,10 +24,6 @@ CAMVID_PALETTE: tuple[tuple[int, int, int], ...] = (
     (128, 0, 0), (128, 128, 0), (128, 128, 128), (64, 0, 128), (192, 128, 128), (128, 64, 128),
     (64, 64, 0), (64, 64, 128), (192, 192, 128), (60, 40, 222), (0, 128, 192),
 )  # fmt: skip
-IGNORE_INDEX = 255
-# Marks label values that belong to no class; a label containing one is rejected.
-INVALID = 254
-
 # SegNet's files number the classes Sky=0, Building=1, ... Unlabelled=11; remap with one lookup.
 SEGNET_TO_CANONICAL = np.full(256, INVALID, dtype=np.uint8)
 SEGNET_TO_CANONICAL[:12] = (2, 0, 8, 5, 9, 1, 4, 7, 3, 6, 10, IGNORE_INDEX)
@@ -46,118 +36,13 @@ _CANONICAL_CHECK[IGNORE_INDEX] = IGNORE_INDEX
 SAMPLE_ROOT: Path = Path(__file__).resolve().parent / "sample"
 
 _SPLITS = ("train", "val", "test")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-Transform = Callable[[np.ndarray, np.ndarray, int], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _find_pairs(image_dir: Path, label_dir: Path) -> list[tuple[Path, Path]]:
-    """SegNet layout: pair every image with the label PNG of the same stem (labels must be PNG)."""
-    for folder in (image_dir, label_dir):
-        if not folder.is_dir():
-            raise DataError(
-                f"folder {folder} does not exist; "
-                "expected SegNet layout <root>/<split>/ and <root>/<split>annot/"
-            )
-    labels = {p.stem: p for p in label_dir.iterdir() if p.suffix.lower() == ".png"}
-    pairs: dict[str, tuple[Path, Path]] = {}
-    for image in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES):
-        if image.stem in pairs:
-            other = pairs[image.stem][0]
-            raise DataError(f"images {other} and {image} share a stem; expected one per frame")
-        if image.stem not in labels:
-            raise DataError(f"image {image} has no label; expected {label_dir / (image.stem + '.png')}")
-        pairs[image.stem] = (image, labels[image.stem])
-    return list(pairs.values())
-
-
-def _read_list_file(list_file: Path, root: Path) -> list[tuple[Path, Path]]:
-    """List format: one `<image> <label>` pair per line, relative to root; '#' marks a comment line."""
-    if not list_file.is_file():
-        raise DataError(f"list file {list_file} does not exist; expected a text file of image/label lines")
-    pairs = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        if len(fields) != 2:
-            raise DataError(
-                f"{list_file} line {number}: {line.strip()!r} has {len(fields)} fields; "
-                f"expected '<image> <label>' relative to {root}"
-            )
-        pair = (root / fields[0], root / fields[1])
-        for path in pair:
-            if not path.is_file():
-                raise DataError(f"{path} (in {list_file} line {number}) does not exist; expected a file")
-        pairs.append(pair)
-    return pairs
-
-
-def _read_bytes(path: Path, size: int = -1) -> bytes:
-    """The first `size` bytes of a file (all of it by default)."""
-    try:
-        with open(path, "rb") as file:
-            return file.read(size)
-    except OSError as error:
-        raise DataError(f"cannot read {path} ({error.strerror}); expected a readable file") from error
-
-
-def _decode(path: Path, flags: int) -> np.ndarray:
-    """Decode an image file, rejecting truncated ones (decoders may return half an image)."""
-    data = _read_bytes(path)
-    # A complete PNG ends with its IEND chunk and a JPEG with the EOI marker (allowing a little
-    # trailing data, which some cameras append).
-    truncated = (data.startswith(_PNG_SIGNATURE) and b"IEND" not in data[-64:]) or (
-        data.startswith(b"\xff\xd8") and b"\xff\xd9" not in data[-1024:]
-    )
-    if truncated:
-        raise DataError(f"{path} is truncated (no end marker); expected a complete PNG or JPEG file")
-    # imdecode on bytes we read ourselves also copes with non-ASCII paths, unlike cv2.imread.
-    array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
-    if array is None:
-        raise DataError(f"cannot decode {path}; expected a valid PNG or JPEG image")
-    return array
-
-
-def _read_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the PNG header when possible, otherwise by decoding the file."""
-    head = _read_bytes(path, 24)
-    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", head[16:24])
-        return height, width
-    return _decode(path, cv2.IMREAD_UNCHANGED).shape[:2]
-
-
-def read_image(path: Path) -> np.ndarray:
-    """An image file as a uint8 HxWx3 RGB array, in stored pixel order like its label."""
-    # Labels are drawn on the stored pixel grid; rotating by EXIF orientation would misalign them.
-    bgr = _decode(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def read_label(path: Path, lut: np.ndarray, valid: str) -> np.ndarray:
-    """A label PNG remapped through `lut`; values the lut marks INVALID are an error."""
-    raw = _decode(path, cv2.IMREAD_UNCHANGED)
-    if raw.ndim != 2 or raw.dtype != np.uint8:
-        raise DataError(
-            f"label {path} has shape {raw.shape} and type {raw.dtype}; "
-            "expected a single-channel 8-bit PNG of class indices"
-        )
-    label = lut[raw]
-    bad = label == INVALID
-    if bad.any():
-        values = np.unique(raw[bad]).tolist()
-        raise DataError(f"label {path} contains values {values} outside the classes; expected {valid}")
-    return label
-
-
-class CamVid(Dataset):
+class CamVid(SegmentationDataset):
     """CamVid frames and canonical labels; see the module docstring for the two layouts."""
 
-    class_names: tuple[str, ...] = CAMVID_CLASSES
-    palette: tuple[tuple[int, int, int], ...] = CAMVID_PALETTE
-    num_classes: int = len(CAMVID_CLASSES)
-    ignore_index: int = IGNORE_INDEX
+    class_names = CAMVID_CLASSES
+    palette = CAMVID_PALETTE
 
     def __init__(
         self,
@@ -170,83 +55,23 @@ class CamVid(Dataset):
     ) -> None:
         self.root = Path(root)
         self.split = split
-        self.transform = transform
-        self.seed = seed
-        self.epoch = 0
         if not self.root.is_dir():
             raise DataError(f"dataset root {self.root} does not exist; expected a folder")
         if list_file is None:
             if split not in _SPLITS:
                 raise DataError(f"split {split!r} is unknown; expected one of {', '.join(_SPLITS)}")
-            self.pairs = _find_pairs(self.root / split, self.root / f"{split}annot")
+            pairs = find_pairs(self.root / split, self.root / f"{split}annot",
+                               "SegNet layout <root>/<split>/ and <root>/<split>annot/")
             self._lut, self._valid = SEGNET_TO_CANONICAL, "SegNet indices 0-11"
             source = f"{self.root / split}"
         else:
-            self.pairs = _read_list_file(Path(list_file), self.root)
+            pairs = read_list_file(Path(list_file), self.root)
             self._lut, self._valid = _CANONICAL_CHECK, "canonical indices 0-10 and 255"
             source = f"list file {list_file}"
-        if not self.pairs:
-            raise DataError(f"{source} holds no image/label pairs; expected at least one")
-        self._check_sizes()
-        self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
-        if cache:
-            self._cache = [self._decode(i) for i in range(len(self.pairs))]
-            # Every epoch reuses these arrays: make accidental in-place edits fail loudly.
-            for image, label in self._cache:
-                image.flags.writeable = label.flags.writeable = False
+        super().__init__(pairs, source, transform, cache, seed)
 
-    def _check_sizes(self) -> None:
-        # Header reads only (a few bytes per PNG), so this stays cheap even without the cache.
-        self.sizes: list[tuple[int, int]] = []  # (H, W) of each pair, for batching whole frames
-        for image_path, label_path in self.pairs:
-            image_size, label_size = _read_size(image_path), _read_size(label_path)
-            if image_size != label_size:
-                raise DataError(
-                    f"image {image_path} is {image_size[0]}x{image_size[1]} (HxW) but its label "
-                    f"{label_path} is {label_size[0]}x{label_size[1]}; expected the same size"
-                )
-            self.sizes.append(label_size)
-
-    def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        image_path, label_path = self.pairs[index]
-        image = read_image(image_path)
-        label = read_label(label_path, self._lut, self._valid)
-        if image.shape[:2] != label.shape:
-            raise DataError(
-                f"image {image_path} decodes to {image.shape[:2]} but label {label_path} to "
-                f"{label.shape}; expected the same size"
-            )
-        return image, label
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def load_raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The untransformed pair: uint8 HxWx3 RGB image and uint8 HxW canonical label."""
-        if self._cache is not None:
-            return self._cache[index]
-        return self._decode(index)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation draw for this epoch (call before iterating each epoch)."""
-        self.epoch = epoch
-
-    def sample_seed(self, index: int) -> int:
-        """The augmentation seed of one sample: a fixed function of (seed, epoch, index).
-
-        Depending on nothing else (no worker id, no global RNG state) makes an epoch's augmentations
-        the same for any number of DataLoader workers and after resuming from a checkpoint.
-        """
-        entropy = [self.seed % 2**64, self.epoch % 2**64, index % 2**64]
-        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
-
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        """(image, label) tensors after the transform, or the raw arrays when it is None."""
-        index = range(len(self.pairs))[index]  # negative indices get the same seed as positive
-        image, label = self.load_raw(index)
-        if self.transform is None:
-            return image, label
-        return self.transform(image, label, self.sample_seed(index))
+    def read_label(self, path: Path) -> np.ndarray:
+        return read_index_label(path, self._lut, self._valid)
 
     def __repr__(self) -> str:
         return f"CamVid(root={str(self.root)!r}, split={self.split!r}, pairs={len(self.pairs)})"

@@ -13,10 +13,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sceneseg.data.camvid import CamVid
+from sceneseg.data.base import SegmentationDataset
 
 
-def summarize(dataset: CamVid) -> dict[str, Any]:
+def summarize(dataset: SegmentationDataset) -> dict[str, Any]:
     """Decode every pair of `dataset` and count sizes and class pixels.
 
     Returns a JSON-friendly dict:

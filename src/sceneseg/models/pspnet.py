@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sceneseg.errors import ConfigError
+from sceneseg.models.base import SegmentationModel
 from sceneseg.models.heads import PyramidPoolingModule, psp_aux_head, psp_classifier
 from sceneseg.models.resnet import RESNETS, ResNet
 from sceneseg.models.weights import load_backbone_weights
@@ -36,12 +37,14 @@ _DILATION_FLAGS = {8: (False, True, True), 16: (False, False, True), 32: (False,
 ZOOM_FACTORS = (1, 2, 4, 8)
 
 
-class PSPNet(nn.Module):
+class PSPNet(SegmentationModel):
     """`backbone` -> `ppm` (None when off) -> `cls`; `aux` (None when off) on layer3.
 
     State_dict keys: `backbone.<ResNet key>`, `ppm.features.<i>.{1,2}.*`, `cls.{0,1,4}.*` and
     `aux.{0,1,4}.*`; `sceneseg.models.reference` maps them to and from the reference's layout.
     """
+
+    final_layers = ("cls.4", "aux.4")
 
     def __init__(
         self, backbone: ResNet, num_classes: int, use_ppm: bool = True, aux_loss: bool = True,

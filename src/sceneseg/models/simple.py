@@ -12,18 +12,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sceneseg.errors import ConfigError
+from sceneseg.models.base import SegmentationModel
 from sceneseg.models.heads import ConvClassifier
 from sceneseg.models.resnet import RESNETS, ResNet
 from sceneseg.models.weights import load_backbone_weights
 
 
-class SimpleSegmentationNet(nn.Module):
+class SimpleSegmentationNet(SegmentationModel):
     """`backbone` (ResNet) -> `classifier` on layer4 -> logits upsampled to the input's H x W.
 
     State_dict keys: `backbone.<torchvision ResNet key>` (e.g. `backbone.layer1.0.conv1.weight`)
     and `classifier.conv.weight` / `classifier.conv.bias`. The training engine treats everything
     outside `backbone.` as the head.
     """
+
+    final_layers = ("classifier.conv",)
 
     def __init__(self, backbone: ResNet, num_classes: int) -> None:
         super().__init__()
