@@ -6,14 +6,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "predict", "colorize", "overlay"]
+
+# name -> submodule that defines it
+_LAZY = {"load_model": "api", "predict": "api", "colorize": "visualize", "overlay": "visualize"}
 
 
 def __getattr__(name: str) -> Any:
-    # load_model pulls in torch and the training stack; resolving it on first use keeps
+    # These pull in torch, OpenCV and the training stack; resolving them on first use keeps
     # `import sceneseg` (the CLI's --help, version checks) light.
-    if name == "load_model":
-        from .api import load_model
+    if name in _LAZY:
+        import importlib
 
-        return load_model
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The `sceneseg` command line: train, evaluate, data check.
+"""The `sceneseg` command line: train, evaluate, data check, predict, export.
 
 This is the only module that reads config files. Errors caused by input (files, values,
 checkpoints) are printed as one line with a hint, never as a traceback.
@@ -82,6 +82,46 @@ def _data_check(args: argparse.Namespace) -> None:
     print(format_summary(summary, dataset.class_names))
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from tqdm import tqdm  # writes between progress bars instead of through them
+
+    from .predict_files import load_predictor, predict_paths
+
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_predictor(args.checkpoint, device)
+    # Options not given keep the checkpoint's eval settings ("native": the frame's own size).
+    given = {"mode": args.mode, "short_side": args.short_side, "crop_size": args.crop_size, "flip": args.flip,
+             "scales": tuple(args.scales) if args.scales else None}
+    given = {k: (None if v == "native" else v) for k, v in given.items() if v is not None}
+    settings = dataclasses.replace(model.inference_settings, **given)
+    report = predict_paths(model, args.inputs, args.out, settings, batch_size=args.batch_size, alpha=args.alpha,
+                           bf16=args.bf16, show_progress=not args.no_progress,
+                           on_failure=lambda message: tqdm.write(f"sceneseg: error: {message}", file=sys.stderr))
+    print(f"written {len(report.written)} files to {args.out}")
+    if report.failures:
+        raise SceneSegError(f"{len(report.failures)} input(s) failed, listed above; the others were written")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .api import load_model
+    from .export import export_onnx
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
+    error = export_onnx(load_model(args.checkpoint), out)
+    print(f"written {out}: input 'image' (N, 3, H, W), output 'logits' (N, C, H, W), N/H/W dynamic; "
+          f"largest difference to PyTorch {error:.1e} of the logit range")
+
+
+def _short_side(value: str) -> int | str:
+    if value == "native" or value.isdigit():
+        return value if value == "native" else int(value)
+    raise argparse.ArgumentTypeError(f"{value!r}: expected a number of pixels or 'native'")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sceneseg", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +152,27 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--list", help="list file (<image> <label> per line) when target is a root")
     check.add_argument("--policy", default="kitti", choices=("kitti", "cs6476"), help="KITTI road label policy")
     check.set_defaults(func=_data_check)
+
+    predict = commands.add_parser("predict", help="segment images, folders and videos; write label maps and overlays")
+    predict.add_argument("checkpoint", help="a sceneseg or reference PSPNet checkpoint, or an exported .onnx file")
+    predict.add_argument("inputs", nargs="+", help="image files, folders of images, video files")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--mode", choices=("whole", "slide"), help="default: the checkpoint's eval.mode")
+    predict.add_argument("--short-side", type=_short_side, help="resize frames to this short side, or 'native'")
+    predict.add_argument("--crop-size", type=int, help="sliding window size (--mode slide)")
+    predict.add_argument("--flip", action=argparse.BooleanOptionalAction, help="average with the mirrored frame")
+    predict.add_argument("--scales", type=float, nargs="+", help="multi-scale factors on the short side")
+    predict.add_argument("--batch-size", type=int, default=4, help="frames per forward pass (default 4)")
+    predict.add_argument("--alpha", type=float, default=0.5, help="weight of the colours in overlays (default 0.5)")
+    predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="for PyTorch checkpoints")
+    predict.add_argument("--bf16", action="store_true", help="bfloat16 autocast (PyTorch checkpoints)")
+    predict.add_argument("--no-progress", action="store_true")
+    predict.set_defaults(func=_predict)
+
+    export = commands.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, height and width)")
+    export.add_argument("checkpoint")
+    export.add_argument("--out", help="ONNX file (default: the checkpoint's name with .onnx)")
+    export.set_defaults(func=_export)
     return parser
 
 

@@ -32,13 +32,60 @@ class ConvClassifier(nn.Module):
         return self.conv(x)
 
 
+def adaptive_avg_pool2d_sliced(x: Tensor, output_size: int | tuple[int, int]) -> Tensor:
+    """F.adaptive_avg_pool2d written with slices of the input, for export with dynamic H and W.
+
+    Output cell i of n along a side of length s averages input rows floor(i*s/n) to
+    ceil((i+1)*s/n), PyTorch's own bounds, so the result equals adaptive pooling up to float
+    rounding (about 1e-7: the sums run in another order). The bounds are integer arithmetic on
+    the input's shape, which exporters record as shape computations instead of constants. The
+    2D mean is taken one side at a time (rows, then columns), 2n slices instead of n*n.
+    """
+    out_h, out_w = (output_size, output_size) if isinstance(output_size, int) else output_size
+    return _mean_cells(_mean_cells(x, -2, out_h), -1, out_w)
+
+
+def _mean_cells(x: Tensor, dim: int, cells: int) -> Tensor:
+    size = x.shape[dim]
+    parts = []
+    for i in range(cells):
+        start = (i * size) // cells
+        end = ((i + 1) * size + cells - 1) // cells  # ceil division
+        parts.append(x.narrow(dim, start, end - start).mean(dim, keepdim=True))
+    return torch.cat(parts, dim)
+
+
+def _exporting() -> bool:
+    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.4
+    return torch.onnx.is_in_onnx_export() or (is_exporting is not None and is_exporting())
+
+
+class ExportableAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """nn.AdaptiveAvgPool2d that switches to `adaptive_avg_pool2d_sliced` while being exported.
+
+    Exporters turn adaptive pooling into a fixed kernel computed from the example input's size
+    (the TorchScript exporter refuses dynamic sizes, torch.export bakes the example's indices in
+    and the graph fails at other sizes). Eager runs keep PyTorch's kernel, so predictions stay
+    bit-identical to the reference implementation; exported graphs differ by float rounding only.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = self.output_size
+        sizes = (size, size) if isinstance(size, int) else tuple(size)
+        # None ("keep that side") cannot be unrolled into slices; PPM bins never use it.
+        if _exporting() and None not in sizes:
+            return adaptive_avg_pool2d_sliced(x, sizes)
+        return super().forward(x)
+
+
 class PyramidPoolingModule(nn.Module):
     """PSPNet's Pyramid Pooling Module: the input, concatenated with one pooled branch per bin.
 
     Branch i is AdaptiveAvgPool2d(bins[i]) -> 1x1 conv to in_channels // len(bins) (no bias, BN
     follows) -> BN -> ReLU, upsampled back bilinearly with align_corners=True as the reference
     does. The output has in_channels + len(bins) * (in_channels // len(bins)) = 2 * in_channels
-    channels, its first in_channels being the input unchanged.
+    channels, its first in_channels being the input unchanged. The pooling is
+    ExportableAdaptiveAvgPool2d, so exported graphs take inputs of any size.
 
     State_dict keys match the reference's `ppm.` exactly: `features.<i>.1.weight` (conv) and
     `features.<i>.2.{weight,bias,running_mean,running_var,num_batches_tracked}` (BN); index 0 is
@@ -57,7 +104,7 @@ class PyramidPoolingModule(nn.Module):
         self.out_channels = in_channels + reduction * len(bins)
         self.features = nn.ModuleList(
             nn.Sequential(
-                nn.AdaptiveAvgPool2d(size),
+                ExportableAdaptiveAvgPool2d(size),
                 nn.Conv2d(in_channels, reduction, kernel_size=1, bias=False),
                 nn.BatchNorm2d(reduction),
                 nn.ReLU(inplace=True),

@@ -1,0 +1,119 @@
+"""Forward and train-step throughput (images/s) and peak memory of the segmentation models.
+
+    python benchmarks/throughput.py                       # all models, CPU (and GPU if present)
+    python benchmarks/throughput.py --models simple_r18 --iters 5 --device cpu
+
+Every configuration runs in a fresh subprocess so that its peak memory (RSS on the CPU, the
+allocator's peak on a GPU) is its own. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+MODELS = {
+    "simple_r18": ("simple", dict(backbone="resnet18", deep_stem=False)),
+    "simple_r50": ("simple", dict(backbone="resnet50", deep_stem=True)),
+    "pspnet18": ("pspnet", dict(backbone="resnet18", deep_stem=False)),
+    "pspnet50": ("pspnet", dict(backbone="resnet50", deep_stem=True)),
+}
+
+
+def measure(model_key: str, device: str, bf16: bool, channels_last: bool, size: int, batch: int,
+            iters: int, warmup: int) -> dict:
+    import torch
+
+    from sceneseg.engine import segmentation_loss
+    from sceneseg.models import MODELS as FACTORIES
+
+    torch.manual_seed(0)
+    name, options = MODELS[model_key]
+    model = FACTORIES[name](num_classes=11, **options).to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    images = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
+    target = torch.randint(0, 11, (batch, size, size), device=device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def forward() -> None:
+        with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            model(images)
+
+    def train_step() -> None:
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            outputs = model(images)
+        loss = segmentation_loss(outputs, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    result = {}
+    for label, step, train in (("forward", forward, False), ("train", train_step, True)):
+        model.train(train)
+        for _ in range(warmup):
+            step()
+        sync()
+        start = time.perf_counter()
+        for _ in range(iters):
+            step()
+        sync()
+        result[f"{label}_img_s"] = iters * batch / (time.perf_counter() - start)
+    if device == "cuda":
+        result["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
+    parser.add_argument("--size", type=int, default=201)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        spec = json.loads(args.child)
+        print(json.dumps(measure(**spec)))
+        return
+
+    import torch
+
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    print(f"input {args.size}x{args.size}, batch {args.batch}, {args.iters} timed iterations after {args.warmup}\n")
+    print("| model | device | precision | channels_last | forward img/s | train img/s | peak MiB |")
+    print("|---|---|---|---|---:|---:|---:|")
+    for device in devices:
+        for model_key in args.models:
+            for bf16 in (False, True):
+                for channels_last in (False, True):
+                    spec = dict(model_key=model_key, device=device, bf16=bf16, channels_last=channels_last,
+                                size=args.size, batch=args.batch, iters=args.iters, warmup=args.warmup)
+                    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                                          capture_output=True, text=True)
+                    if done.returncode != 0:
+                        print(f"| {model_key} | {device} | {'bf16' if bf16 else 'fp32'} | {channels_last} | "
+                              f"failed: {done.stderr.strip().splitlines()[-1]} | | |")
+                        continue
+                    r = json.loads(done.stdout.strip().splitlines()[-1])
+                    print(f"| {model_key} | {device} | {'bf16' if bf16 else 'fp32'} | {'on' if channels_last else 'off'} "
+                          f"| {r['forward_img_s']:.1f} | {r['train_img_s']:.1f} | {r['peak_mib']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
