@@ -12,11 +12,12 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
-from .errors import WeightsError
+from .config import Config, config_from_dict, to_dict
+from .errors import ConfigError, SceneSegError, WeightsError
 
 FORMAT = "sceneseg-checkpoint"
 VERSION = 1
@@ -51,6 +52,8 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def read_weights_file(path: str | Path) -> Any:
     """torch.load with weights_only=True, turning every failure into a WeightsError naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"checkpoint {path} is a directory; expected a weights file such as {path / 'best.pt'}")
     if not path.is_file():
         raise WeightsError(f"checkpoint {path} does not exist")
     try:
@@ -58,12 +61,16 @@ def read_weights_file(path: str | Path) -> Any:
     except pickle.UnpicklingError as exc:
         if "weights only load failed" not in str(exc).lower():
             raise WeightsError(f"cannot read {path}: not a PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
+        # torch's message suggests ways to load the file anyway; only the offending global is news.
+        lines = [line.strip() for line in str(exc).splitlines() if "WeightsUnpickler error:" in line]
+        reason = lines[0].removeprefix("WeightsUnpickler error: ").split(". ")[0] if lines else "unknown object"
         raise WeightsError(
-            f"refusing to load {path}: it needs arbitrary unpickling, which could run code from the "
-            f"file; only tensors, numbers, strings and containers are accepted ({str(exc).splitlines()[0]})"
+            f"refusing to load {path}: it needs arbitrary unpickling ({reason}), which could run code from "
+            "the file; only tensors, numbers, strings and containers are accepted"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise WeightsError(f"cannot read {path}: not a PyTorch checkpoint or truncated ({exc})") from None
+        raise WeightsError(f"cannot read {path}: not a PyTorch checkpoint or truncated "
+                           f"({str(exc).split('. ')[0]})") from None
 
 
 def is_sceneseg_checkpoint(content: Any) -> bool:
@@ -83,3 +90,51 @@ def load_checkpoint(path: str | Path, content: Any = None) -> dict[str, Any]:
         if key not in content:
             raise WeightsError(f"sceneseg checkpoint {path} lacks its {key!r} entry: the file is incomplete")
     return content
+
+
+# What `train --resume` may change: where the data and the run are, how long to train, how to
+# load data, and the final evaluation. Anything else would make the resumed run another experiment.
+RESUMABLE_KEYS = ("train.epochs", "train.out_dir", "device", "data.root", "data.num_workers", "data.cache", "eval.")
+
+
+def config_differences(stored: Config, given: Config, allowed: Sequence[str] = RESUMABLE_KEYS) -> list[str]:
+    """Dotted keys whose values differ, as "key (run: old, now: new)", except the `allowed` ones
+    (a key, or a section prefix ending in a dot)."""
+    old, new = _flatten(to_dict(stored)), _flatten(to_dict(given))
+    return [f"{key} (run: {old[key]!r}, now: {new[key]!r})" for key in sorted(old)
+            if old[key] != new[key] and not any(key == a or (a.endswith(".") and key.startswith(a)) for a in allowed)]
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def checkpoint_to_resume(config: Config, run_dir: Path) -> dict[str, Any]:
+    """last.pt of `run_dir`, once checked that `config` continues it (`train --resume`)."""
+    last = run_dir / "last.pt"
+    if not last.is_file():
+        raise SceneSegError(f"--resume: no checkpoint {last} to resume from; train without --resume first")
+    resume = load_checkpoint(last)
+    try:
+        stored = config_from_dict(resume["config"])
+    except ConfigError as exc:
+        raise WeightsError(f"{last}: the config stored in it is not valid: {exc}") from None
+    differences = config_differences(stored, config)
+    if differences:
+        raise ConfigError(f"--resume: the config given differs from the one {run_dir} was trained with: "
+                          f"{'; '.join(differences)}. Give the same config and overrides (only "
+                          f"{', '.join(RESUMABLE_KEYS)}* may change), or train into another train.out_dir")
+    done = resume["epoch"]
+    if config.train.epochs < done:
+        raise ConfigError(f"train.epochs = {config.train.epochs}, but {run_dir} has already trained {done} epochs; "
+                          f"expected at least {done}")
+    if config.train.epochs == done and "interrupted" not in resume and (run_dir / "metrics.json").is_file():
+        raise SceneSegError(f"--resume: {run_dir} already finished its {done} epoch(s) (metrics.json); give "
+                            f"train.epochs=<more than {done}> to train longer, or choose another train.out_dir")
+    return resume

@@ -9,43 +9,76 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shlex
+import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from .checkpoint import load_checkpoint, write_text_atomic
-from .config import SAMPLE, config_from_dict, load_config
+from .checkpoint import checkpoint_to_resume, load_checkpoint, write_text_atomic
+from .config import SAMPLE, Config, config_from_dict, load_config
 from .errors import SceneSegError
 from .metrics import format_metrics
 
+if TYPE_CHECKING:
+    from .distributed import Distributed
 
-def _train(args: argparse.Namespace) -> None:
-    from .training import evaluate_weights, fit
+
+def _train(args: argparse.Namespace) -> int:
+    from .distributed import init_from_env
 
     config = load_config(args.config, args.overrides)
     run_dir = Path(config.train.out_dir)
-    resume = None
     if args.resume:
-        last = run_dir / "last.pt"
-        if not last.is_file():
-            raise SceneSegError(f"--resume: no checkpoint {last} to resume from; train without --resume first")
-        resume = load_checkpoint(last)
-        # The checkpoint's config is the run's; overrides given now (e.g. more epochs) still apply.
-        config = config_from_dict(resume["config"], args.overrides)
+        resume = checkpoint_to_resume(config, run_dir)
     elif (run_dir / "last.pt").exists():
         raise SceneSegError(
             f"{run_dir} already holds a run (last.pt); pass --resume to continue it, or choose another "
             f"folder with train.out_dir=..."
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    history = fit(config, run_dir, resume=resume, show_progress=not args.no_progress)
+    else:
+        resume = None
+    # Every process of a torchrun job gets here with the same arguments; from here on, rank 0
+    # alone writes and prints.
+    dist = init_from_env(config.device)
+    try:
+        return _train_and_evaluate(args, config, run_dir, resume, dist)
+    finally:
+        dist.cleanup()
+
+
+def _train_and_evaluate(args: argparse.Namespace, config: Config, run_dir: Path, resume: dict | None,
+                        dist: Distributed) -> int:
+    from .stopping import TrainingStopped, stop_on_signals
+    from .training import evaluate_weights, fit
+
+    say = print if dist.is_main else (lambda *a, **k: None)
+    # The handlers cover the epochs only: the final evaluation is not resumable part-way, and a
+    # signal there ends it as usual (--resume then runs just the evaluation).
+    with stop_on_signals() as request:
+        try:
+            history = fit(config, run_dir, resume=resume, show_progress=not args.no_progress, dist=dist,
+                          should_stop=request)
+        except TrainingStopped as stop:
+            again = ["sceneseg", "train", *([args.config] if args.config else []), *args.overrides, "--resume",
+                     *(["--no-progress"] if args.no_progress else [])]
+            command = shlex.join(again)
+            if dist.enabled:
+                command = f"torchrun <the same torchrun options> -m {command}"
+            say(f"sceneseg: {stop}. Resume with:\n  {command}", file=sys.stderr, flush=True)
+            # Another rank's signal stopped this one: report it as a termination request.
+            return 128 + (request.signum or signal.SIGTERM)
     best = history.best()
-    print(f"\nevaluating best.pt (epoch {best['epoch']}) on {config.data.val_split} ({config.eval.mode})")
+    say(f"\nevaluating best.pt (epoch {best['epoch']}) on {config.data.val_split} ({config.eval.mode})")
     summary = evaluate_weights(config, load_checkpoint(run_dir / "best.pt")["model"], config.data.val_split,
-                               show_progress=not args.no_progress)
+                               show_progress=not args.no_progress, dist=dist)
     summary["epoch"] = best["epoch"]
-    write_text_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
-    print(format_metrics(summary))
-    print(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt")
+    if dist.is_main:
+        write_text_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    say(format_metrics(summary))
+    say(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt")
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -122,20 +155,26 @@ def _short_side(value: str) -> int | str:
     raise argparse.ArgumentTypeError(f"{value!r}: expected a number of pixels or 'native'")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, like every other sceneseg error, instead of argparse's usage block.
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sceneseg", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sceneseg", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model (no config: the built-in CamVid sample)")
     train.add_argument("config", nargs="?", help="experiment YAML (default: the built-in sample)")
-    train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.epochs=5")
+    train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.epochs=5", default=[])
     train.add_argument("--resume", action="store_true", help="continue the run in train.out_dir")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint")
     evaluate.add_argument("checkpoint")
-    evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the stored config")
+    evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the stored config", default=[])
     evaluate.add_argument("--root", help="data root (default: the one the model was trained on)")
     evaluate.add_argument("--split", default="val", help="train, val or test (default val)")
     evaluate.add_argument("--mode", choices=("whole", "slide", "crop"), help="default: the config's eval.mode")
@@ -177,20 +216,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
     if getattr(args, "config", None) and "=" in args.config:
         # argparse cannot tell an override from an omitted config: `sceneseg train train.epochs=2`.
         args.overrides.insert(0, args.config)
         args.config = None
     try:
-        args.func(args)
+        return args.func(args) or 0
     except SceneSegError as exc:
-        print(f"sceneseg: error: {exc}", file=sys.stderr)
+        # Under torchrun every rank may fail alike; the others say which they are.
+        rank = os.environ.get("RANK", "0") if "WORLD_SIZE" in os.environ else "0"
+        print(f"sceneseg: error: {'' if rank == '0' else f'(rank {rank}) '}{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sceneseg: interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

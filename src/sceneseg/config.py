@@ -70,6 +70,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
+    # The global batch: under torchrun it is split evenly over the processes (it must be a multiple
+    # of their number), so train.lr needs no rescaling and N processes train as one process would.
     batch_size: int = 16
     lr: float = 0.01
     momentum: float = 0.9
@@ -83,6 +85,9 @@ class TrainConfig:
     aux_weight: float = 0.4  # loss = main + aux_weight * aux, for models with an auxiliary head
     bf16: bool | None = None  # None: on where the CPU or GPU supports bf16 well
     channels_last: bool = True
+    # Under torchrun: BatchNorm statistics over the global batch instead of each process's share
+    # (torch's SyncBatchNorm on GPUs, sceneseg's own over gloo on CPUs). No effect in one process.
+    sync_bn: bool = False
     out_dir: str = "runs/sample"
 
 
@@ -225,7 +230,11 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        # PyYAML's own text spans several lines, quoting the source; keep the problem and its place.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise ConfigError(f"config file {path} is not valid YAML: {problem}{where}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {path}: expected a mapping of sections at the top level")
     try:
@@ -246,6 +255,7 @@ def _plain(value: Any) -> Any:
 def validate(config: Config) -> None:
     """Range checks that a type check cannot do."""
     checks = [
+        (config.seed >= 0, "seed", config.seed, ">= 0"),
         (config.train.epochs >= 1, "train.epochs", config.train.epochs, "at least 1"),
         (config.train.batch_size >= 1, "train.batch_size", config.train.batch_size, "at least 1"),
         (config.train.lr > 0, "train.lr", config.train.lr, "positive"),

@@ -1,0 +1,238 @@
+"""Data-parallel training on PyTorch's own engine: torchrun starts the processes, DDP syncs them.
+
+`torchrun --nproc_per_node=N -m sceneseg train ...` starts N copies of the command and tells each
+its place through environment variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
+`init_from_env` reads them and joins the process group; the `Distributed` it returns is passed down
+to whatever needs the rank, so there is no module-level state. Without those variables it
+describes a single process and every collective below is a no-op.
+
+The global batch (train.batch_size) is split evenly over the processes. Each epoch's shuffle is a
+function of (seed, epoch) only, so global batch i holds the same frames for any number of
+processes (see `train_sampler`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+from .errors import SceneSegError
+
+DEBUG_DIGESTS = "SCENESEG_DEBUG_RANK_DIGESTS"  # folder: every rank writes its weights' digest per epoch
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process stands: rank among world_size, GPU index on its node, its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    debug_dir: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone writes files and shows progress and logs."""
+        return self.rank == 0
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The element-wise sum over all processes (the tensor itself in a single process)."""
+        if self.enabled:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when `flag` is true on at least one: decisions all ranks must share."""
+        return bool(self.all_reduce_sum(torch.tensor([float(flag)], device=self._comm_device)).item())
+
+    def broadcast_buffers(self, model: nn.Module) -> None:
+        """Give every rank rank 0's buffers (BatchNorm statistics), so all evaluate the saved model."""
+        if self.enabled:
+            for buffer in model.buffers():
+                dist.broadcast(buffer, src=0)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier(device_ids=[self.local_rank] if self.device.type == "cuda" else None)
+
+    def shard(self, length: int) -> list[int]:
+        """This rank's share of `length` evaluation samples; together the ranks cover each exactly once."""
+        return list(range(self.rank, length, self.world_size))
+
+    def train_sampler(self, dataset: Dataset, seed: int, epoch: int, skip_batches: int = 0,
+                      batch_per_process: int = 1) -> Sampler[int]:
+        """This rank's frames of an epoch, from its `skip_batches`-th batch on (resuming mid-epoch).
+
+        DistributedSampler permutes all frames with a generator seeded by seed + epoch, whatever
+        the number of processes, and deals rank r every world_size-th frame; drop_last keeps the
+        shares equal. Rank r's batch i is therefore part of the same global batch i as in a single
+        process, and skipping i batches on every rank skips exactly the first i global batches.
+        """
+        sampler = DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True,
+                                     seed=seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        return _Skip(sampler, skip_batches * batch_per_process)
+
+    def write_debug_digest(self, name: str, state: Mapping[str, torch.Tensor]) -> None:
+        # Test aid: lets a test compare the replicas' weights without a second checkpoint format.
+        if self.debug_dir is not None:
+            self.debug_dir.mkdir(parents=True, exist_ok=True)
+            (self.debug_dir / f"{name}.rank{self.rank}.txt").write_text(state_digest(state) + "\n")
+
+    def cleanup(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+    @property
+    def _comm_device(self) -> torch.device:
+        # NCCL reduces CUDA tensors only; gloo takes CPU ones.
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+
+class _Skip(Sampler[int]):
+    def __init__(self, sampler: Sampler[int], skip: int) -> None:
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.sampler), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(len(self.sampler) - self.skip, 0)
+
+
+def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SceneSegError(f"environment variable {name}={value!r}: expected an integer (as torchrun sets it)") from None
+
+
+def init_from_env(device: str = "auto", environ: Mapping[str, str] | None = None) -> Distributed:
+    """Join the process group torchrun describes in the environment; a single process without it.
+
+    `device` is the config's: "auto" takes the GPU numbered LOCAL_RANK where CUDA is available
+    (backend NCCL) and the CPU otherwise (backend gloo).
+    """
+    environ = os.environ if environ is None else environ
+    world = _env_int(environ, "WORLD_SIZE", 1)
+    rank, local_rank = _env_int(environ, "RANK", 0), _env_int(environ, "LOCAL_RANK", 0)
+    debug = environ.get(DEBUG_DIGESTS)
+    debug_dir = Path(debug) if debug else None
+    name = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    if world <= 1:
+        return Distributed(device=torch.device(name), debug_dir=debug_dir)
+    if not 0 <= rank < world:
+        raise SceneSegError(f"RANK={rank} with WORLD_SIZE={world}: expected 0 <= RANK < WORLD_SIZE")
+    missing = [key for key in ("MASTER_ADDR", "MASTER_PORT") if key not in environ]
+    if missing:
+        raise SceneSegError(f"WORLD_SIZE={world} but {' and '.join(missing)} not set; start distributed "
+                            "training with torchrun (see README, 'Training on several processes')")
+    if torch.device(name).type == "cuda":
+        if torch.device(name).index is not None:
+            raise SceneSegError(f"device = {name!r}: under torchrun each process takes the GPU numbered by its "
+                                "LOCAL_RANK; set device to 'cuda' or 'auto'")
+        if local_rank >= torch.cuda.device_count():
+            raise SceneSegError(f"LOCAL_RANK={local_rank} but this machine has {torch.cuda.device_count()} "
+                                "GPU(s); start at most that many processes per node")
+        torch.cuda.set_device(local_rank)
+        chosen, backend = torch.device("cuda", local_rank), "nccl"
+    else:
+        chosen, backend = torch.device(name), "gloo"
+    dist.init_process_group(backend, rank=rank, world_size=world,
+                            device_id=chosen if backend == "nccl" else None)
+    return Distributed(rank, world, local_rank, chosen, debug_dir)
+
+
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of the names and exact bytes of a state dict's tensors."""
+    digest = hashlib.sha256()
+    for key, value in state.items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose backward sums the incoming gradients over ranks too.
+
+    (torch.distributed.nn.functional.all_reduce does this but is deprecated since torch 2.x, and
+    its successor's autograd support is recent; this works on every torch sceneseg supports.)"""
+
+    @staticmethod
+    def forward(ctx: object, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class CpuSyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics span the whole global batch, over gloo on the CPU.
+
+    torch.nn.SyncBatchNorm accepts GPU tensors only. Same parameters and buffers as BatchNorm2d
+    (checkpoints do not change); statistics are reduced with the differentiable all_reduce, whose
+    backward sums the gradients of every rank, as DDP's averaged gradients need.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        xf = x.float()  # under bf16 autocast the sums need float32 accuracy
+        dims = (0, 2, 3)
+        local = torch.cat([xf.sum(dims), xf.new_tensor([x.numel() / x.shape[1]])])
+        total = _AllReduceSum.apply(local)
+        count, mean = total[-1], total[:-1] / total[-1]
+        centred = xf - mean[None, :, None, None]
+        # Two passes (mean, then squared deviations) as BatchNorm itself, not E[x^2] - E[x]^2.
+        var = _AllReduceSum.apply(centred.pow(2).sum(dims)) / count
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean, factor)
+                self.running_var.lerp_(var * count / (count - 1).clamp(min=1), factor)
+        out = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            out = out * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return out.to(x.dtype)
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Replace every BatchNorm2d by a synchronised one (torch's on GPUs, CpuSyncBatchNorm on the CPU)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, nn.BatchNorm2d) and not isinstance(module, CpuSyncBatchNorm):
+        synced = CpuSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                                  module.track_running_stats)
+        # The same Parameter and buffer objects: requires_grad (frozen backbones) carries over.
+        if module.affine:
+            synced.weight, synced.bias = module.weight, module.bias
+        if module.track_running_stats:
+            synced.running_mean, synced.running_var = module.running_mean, module.running_var
+            synced.num_batches_tracked = module.num_batches_tracked
+        return synced.train(module.training)
+    for name, child in module.named_children():
+        module.add_module(name, convert_sync_batchnorm(child, device))
+    return module
