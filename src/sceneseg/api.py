@@ -21,6 +21,7 @@ from .errors import ConfigError, DataError, WeightsError
 from .inference import InferenceSettings, Precision, predict_probs
 from .models.pspnet import pspnet
 from .models.reference import from_reference, infer_reference_config, is_reference_pspnet
+from .models.weights import load_strict
 from .training import build_model
 from .visualize import generated_palette
 
@@ -54,7 +55,7 @@ def load_model(
             f"written by `sceneseg train`) nor a PSPNet checkpoint of the reference "
             f"implementation (hszhao/semseg: a state_dict with layer0..layer4, ppm, cls keys)"
         )
-    _load_strict(model, state, path)
+    load_strict(model, state, f"the weights in {path} do not fit the model")
     return model.to(device).eval()
 
 
@@ -124,26 +125,6 @@ def _reference_model(
                            f"but num_classes={num_classes} was asked for")
     return pspnet(**options), from_reference(content)
 
-
-def _load_strict(model: torch.nn.Module, state: Mapping[str, Tensor], path: Path) -> None:
-    expected = model.state_dict()
-    # Files from PyTorch < 0.4.1 lack BatchNorm's step counter, which is bookkeeping, not a weight.
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [
-        f"{k} (file {tuple(v.shape)}, model {tuple(expected[k].shape)})"
-        for k, v in state.items() if k in expected and v.shape != expected[k].shape
-    ]
-    problems = [f"{label}: {_short_list(keys)}" for label, keys in (
-        ("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)) if keys]
-    if problems:
-        raise WeightsError(f"the weights in {path} do not fit the model; " + "; ".join(problems))
-    model.load_state_dict({**expected, **state}, strict=True)
-
-
-def _short_list(keys: list[str], limit: int = 20) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown if len(keys) <= limit else f"{shown}, ... ({len(keys) - limit} more)"
 
 
 def preprocess(images: Sequence[np.ndarray]) -> Tensor:

@@ -17,6 +17,7 @@ from .checkpoint import is_sceneseg_checkpoint, load_checkpoint, read_weights_fi
 from .errors import WeightsError
 from .models.base import SegmentationModel
 from .models.reference import from_reference, is_reference_pspnet, reference_state_dict
+from .models.weights import short_list
 
 
 def source_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -45,7 +46,7 @@ def init_from(model: SegmentationModel, path: str | Path, log: Callable[[str], N
             misfit.append(f"{key} (model {tuple(value.shape)}, {found})")
     if misfit:
         raise WeightsError(f"init_from {path} does not fit the model (another backbone or head?): "
-                           + ", ".join(misfit[:20]) + (f", ... ({len(misfit) - 20} more)" if len(misfit) > 20 else ""))
+                           + short_list(misfit))
     dropped = sorted(set(source) - set(target))
     model.load_state_dict({**target, **{k: source[k] for k in kept}})
     log(f"init_from {path}: kept {len(kept)} tensors, replaced {len(replaced)} "

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..checkpoint import read_weights_file
 from ..errors import WeightsError
@@ -37,7 +37,8 @@ def load_backbone_weights(
     else:
         origin = str(source)
         state = read_weights_file(source)
-    _load_strict(model, _clean_state_dict(state, origin), origin)
+    load_strict(model, _clean_state_dict(state, origin),
+                f"weights {origin} do not fit the backbone (is it for another depth or stem?)")
 
 
 def _download_imagenet(model: ResNet, arch: str, cache_dir: str | Path | None) -> object:
@@ -81,7 +82,12 @@ def _clean_state_dict(obj: object, origin: str) -> dict[str, Tensor]:
     return state
 
 
-def _load_strict(model: ResNet, state: dict[str, Tensor], origin: str) -> None:
+def load_strict(model: nn.Module, state: Mapping[str, Tensor], message: str) -> None:
+    """Load `state` into `model` only if every key is present with its shape.
+
+    Otherwise a WeightsError starting with `message` lists the missing, unexpected and wrongly
+    shaped keys.
+    """
     expected = model.state_dict()
     # Checkpoints older than PyTorch 0.4.1 lack BatchNorm's step counter; it is bookkeeping, not
     # a weight, so the model keeps its own.
@@ -91,20 +97,15 @@ def _load_strict(model: ResNet, state: dict[str, Tensor], origin: str) -> None:
         f"{k} (file {tuple(v.shape)}, model {tuple(expected[k].shape)})"
         for k, v in state.items() if k in expected and v.shape != expected[k].shape
     ]
-    if missing or unexpected or mismatched:
-        problems = [
-            f"{label}: {_short_list(keys)}"
-            for label, keys in (("missing", missing), ("unexpected", unexpected),
-                                ("wrong shape", mismatched)) if keys
-        ]
-        raise WeightsError(
-            f"weights {origin} do not fit the backbone (is it for another depth or stem?); "
-            + "; ".join(problems)
-        )
+    problems = [f"{label}: {short_list(keys)}" for label, keys in (
+        ("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)) if keys]
+    if problems:
+        raise WeightsError(f"{message}; " + "; ".join(problems))
     model.load_state_dict({**expected, **state}, strict=True)
 
 
-def _short_list(keys: list[str], limit: int = 20) -> str:
-    # A wrong-depth file mismatches hundreds of keys; the first few already tell the story.
+def short_list(keys: list[str], limit: int = 20) -> str:
+    """Comma-separated keys, cut after `limit`: a wrong-depth file mismatches hundreds of keys and
+    the first few already tell the story."""
     shown = ", ".join(keys[:limit])
     return shown if len(keys) <= limit else f"{shown}, ... ({len(keys) - limit} more)"
