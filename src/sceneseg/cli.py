@@ -51,15 +51,16 @@ def _train(args: argparse.Namespace) -> int:
 def _train_and_evaluate(args: argparse.Namespace, config: Config, run_dir: Path, resume: dict | None,
                         dist: Distributed) -> int:
     from .stopping import TrainingStopped, stop_on_signals
-    from .training import evaluate_weights, fit
+    from .training import train_and_evaluate
 
     say = print if dist.is_main else (lambda *a, **k: None)
     # The handlers cover the epochs only: the final evaluation is not resumable part-way, and a
     # signal there ends it as usual (--resume then runs just the evaluation).
     with stop_on_signals() as request:
         try:
-            history = fit(config, run_dir, resume=resume, show_progress=not args.no_progress, dist=dist,
-                          should_stop=request)
+            summary = train_and_evaluate(config, run_dir, resume=resume, show_progress=not args.no_progress,
+                                         log=lambda message: say(message, flush=True), dist=dist,
+                                         should_stop=request)
         except TrainingStopped as stop:
             again = ["sceneseg", "train", *([args.config] if args.config else []), *args.overrides, "--resume",
                      *(["--no-progress"] if args.no_progress else [])]
@@ -69,16 +70,52 @@ def _train_and_evaluate(args: argparse.Namespace, config: Config, run_dir: Path,
             say(f"sceneseg: {stop}. Resume with:\n  {command}", file=sys.stderr, flush=True)
             # Another rank's signal stopped this one: report it as a termination request.
             return 128 + (request.signum or signal.SIGTERM)
-    best = history.best()
-    say(f"\nevaluating best.pt (epoch {best['epoch']}) on {config.data.val_split} ({config.eval.mode})")
-    summary = evaluate_weights(config, load_checkpoint(run_dir / "best.pt")["model"], config.data.val_split,
-                               show_progress=not args.no_progress, dist=dist)
-    summary["epoch"] = best["epoch"]
-    if dist.is_main:
-        write_text_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     say(format_metrics(summary))
     say(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt")
     return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from .stopping import TrainingStopped, stop_on_signals
+    from .study import load_study, run_study
+    from .training import train_and_evaluate
+
+    settings = [o.removeprefix("study.") for o in args.overrides if o.startswith("study.")]
+    overrides = [o for o in args.overrides if not o.startswith("study.")]
+    study = load_study(args.study, settings)
+    print(f"study {study.name}: {len(study.rows)} rows into {study.out_dir}/")
+    with stop_on_signals() as request:
+        try:
+            failures = run_study(study, overrides, lambda config, resume: train_and_evaluate(
+                config, Path(config.train.out_dir), resume, show_progress=not args.no_progress,
+                should_stop=request), only=args.only)
+        except TrainingStopped as stop:
+            again = shlex.join(["sceneseg", "study", args.study, *args.overrides,
+                                *(["--only", *args.only] if args.only else [])])
+            print(f"sceneseg: {stop}. Finished rows are kept; continue with:\n  {again}", file=sys.stderr)
+            return 128 + (request.signum or signal.SIGTERM)
+    if not args.no_report:
+        from .report import build_report
+
+        run_dirs = [Path(study.out_dir) / row.name for row in study.rows
+                    if (Path(study.out_dir) / row.name / "metrics.json").is_file()]
+        out = Path(study.out_dir) / "report"
+        build_report(run_dirs, out, study.report, title=study.description, show_progress=not args.no_progress)
+        print(f"\nreport: {out / 'index.html'} (open it in a browser) and {out / 'README.md'}")
+    if failures:
+        raise SceneSegError(f"{len(failures)} row(s) failed ({', '.join(name for name, _ in failures)}), "
+                            f"see above; the other rows are done")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> None:
+    from .report import build_report
+    from .study import ReportSettings
+
+    settings = ReportSettings(compare=tuple(args.compare or ()), frames=tuple(args.frames or ()), pick=args.pick,
+                              count=args.count)
+    build_report([Path(d) for d in args.run_dirs], Path(args.out), settings, title=args.title)
+    print(f"written {Path(args.out) / 'index.html'} (self-contained) and {Path(args.out) / 'README.md'}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -171,6 +208,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in train.out_dir")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
+
+    study = commands.add_parser("study", help="run every row of a study (skips finished rows), then its report")
+    study.add_argument("study", help="a study YAML, or the name of a built-in study (e.g. camvid_study_cpu)")
+    study.add_argument("overrides", nargs="*", default=[],
+                       help="key=value for every row's config (train.epochs=3); study.VARIABLE=value for the study")
+    study.add_argument("--only", nargs="+", default=[], metavar="ROW", help="run just these rows")
+    study.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    study.add_argument("--no-progress", action="store_true")
+    study.set_defaults(func=_study)
+
+    report = commands.add_parser("report", help="HTML and Markdown report of finished runs")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (with metrics.json)")
+    report.add_argument("--out", required=True, help="output folder (index.html, README.md and PNG files)")
+    report.add_argument("--compare", nargs=2, metavar="RUN", help="two runs (folder names) shown side by side")
+    report.add_argument("--frames", nargs="+", metavar="NAME", help="val frames for the qualitative grids")
+    report.add_argument("--pick", choices=("worst", "best"), default="worst",
+                        help="without --frames: the frames with the lowest or highest per-image mIoU")
+    report.add_argument("--count", type=int, default=3, help="frames picked (default 3)")
+    report.add_argument("--title", default="sceneseg report")
+    report.set_defaults(func=_report)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint")
     evaluate.add_argument("checkpoint")

@@ -160,7 +160,9 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
     raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}")
 
 
-def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    """`cls(**values)` once every key is known and every value has its field's type (nested
+    dataclasses from nested mappings); errors name the key as `prefix` + key."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
@@ -176,7 +178,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ConfigError(f"{prefix}{name}: expected a mapping of keys, got {value!r}")
-            kwargs[name] = _build(hint, value, f"{prefix}{name}.")
+            kwargs[name] = build_dataclass(hint, value, f"{prefix}{name}.")
         else:
             kwargs[name] = _check_type(value, hint, prefix + name)
     return cls(**kwargs)
@@ -200,7 +202,7 @@ def config_from_dict(tree: dict[str, Any], overrides: typing.Sequence[str] = ())
     tree = _deep_copy(tree)
     for override in overrides:
         _apply_override(tree, override)
-    config = _build(Config, tree, "")
+    config = build_dataclass(Config, tree, "")
     validate(config)
     return config
 
@@ -210,16 +212,19 @@ BUILTIN_CONFIGS = Path(__file__).parent / "configs"
 
 def resolve_config_path(name: str | Path | None) -> Path:
     """A YAML path as given, or the name of a config shipped with sceneseg (None: the sample)."""
-    if name is None:
-        return BUILTIN_CONFIGS / "sample.yaml"
+    return BUILTIN_CONFIGS / "sample.yaml" if name is None else resolve_builtin(name, BUILTIN_CONFIGS, "config")
+
+
+def resolve_builtin(name: str | Path, folder: Path, kind: str) -> Path:
+    """`name` as a path if it is one (exists, or ends in .yaml), else `folder`/`name`.yaml."""
     path = Path(name)
     if path.exists() or path.suffix in (".yaml", ".yml"):
         return path
-    builtin = BUILTIN_CONFIGS / f"{name}.yaml"
+    builtin = folder / f"{name}.yaml"
     if builtin.is_file():
         return builtin
-    names = ", ".join(sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml")))
-    raise ConfigError(f"config {name!r} is neither a file nor a built-in config ({names})")
+    names = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+    raise ConfigError(f"{kind} {name!r} is neither a file nor a built-in {kind} ({names})")
 
 
 def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> Config:

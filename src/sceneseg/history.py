@@ -1,4 +1,5 @@
-"""Per-epoch training records, kept as history.json and history.csv in the run directory."""
+"""Per-epoch training records, kept as history.json and history.csv in the run directory, and as
+TensorBoard scalars in `run_dir/tensorboard` when the tensorboard package is installed."""
 
 from __future__ import annotations
 
@@ -7,16 +8,32 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 from .checkpoint import write_text_atomic
 
 COLUMNS = ("epoch", "train_loss", "train_mIoU", "val_loss", "val_mIoU", "val_mAcc", "val_allAcc", "lr", "seconds")
 
 
+# TensorBoard tag of each history key; the epoch is the step.
+SCALARS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_mIoU": "mIoU/train",
+           "val_mIoU": "mIoU/val", "lr": "lr"}
+
+
+def tensorboard_writer(log_dir: Path) -> Any:
+    """A SummaryWriter for `log_dir`, or None when tensorboard is not installed (it is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(log_dir))
+
+
 class History:
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, writer: Any = None) -> None:
         self.run_dir = Path(run_dir)
         self.records: list[dict] = []
+        self.writer = writer
 
     def best(self) -> dict | None:
         scored = [r for r in self.records if not math.isnan(r["val_mIoU"])]
@@ -26,6 +43,10 @@ class History:
         """Append an epoch's record; True when it has the best val mIoU so far (ties go to the earlier)."""
         previous = self.best()
         self.records.append(record)
+        if self.writer is not None:
+            for key, tag in SCALARS.items():
+                self.writer.add_scalar(tag, record[key], record["epoch"])
+            self.writer.flush()
         return previous is None or record["val_mIoU"] > previous["val_mIoU"]
 
     def write(self) -> None:

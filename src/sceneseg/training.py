@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import platform
 import random
 import time
 from pathlib import Path
@@ -24,12 +25,12 @@ from torch.utils.data import DataLoader, Subset
 
 # build_* and data_root lived here first; other modules and users import them from here.
 from .builders import build_dataset, build_model, build_optimizer, check_trainable, data_root, split_batch  # noqa: F401
-from .checkpoint import save_checkpoint, write_text_atomic
+from .checkpoint import load_checkpoint, save_checkpoint, write_text_atomic
 from .config import Config, to_dict
 from .distributed import Distributed, convert_sync_batchnorm
 from .engine import EpochProgress, evaluate, segmentation_loss, train_one_epoch
 from .errors import ConfigError, WeightsError
-from .history import History
+from .history import History, tensorboard_writer
 from .inference import InferenceSettings, Precision, bf16_supported
 from .stopping import TrainingStopped
 from .transfer import init_from
@@ -99,7 +100,7 @@ def fit(config: Config, run_dir: Path, resume: dict | None = None, show_progress
     iters_per_epoch = len(train_set) // batch
     optimizer, scheduler = build_optimizer(net, config.train, iters_per_epoch)
     loss_fn = functools.partial(segmentation_loss, aux_weight=config.train.aux_weight)
-    history = History(run_dir)
+    history = History(run_dir, tensorboard_writer(run_dir / "tensorboard") if dist.is_main else None)
     start_epoch, partial = 1, None
     if resume is not None:
         net.load_state_dict(resume["model"])
@@ -174,6 +175,45 @@ def fit(config: Config, run_dir: Path, resume: dict | None = None, show_progress
             raise TrainingStopped(run_dir / "last.pt", f"after epoch {epoch}")
     dist.barrier()  # the other ranks may read best.pt next
     return history
+
+
+def train_and_evaluate(config: Config, run_dir: Path, resume: dict | None = None, show_progress: bool = True,
+                       log: Callable[[str], None] = functools.partial(print, flush=True),
+                       dist: Distributed | None = None, should_stop: Callable[[], bool] = lambda: False) -> dict:
+    """fit, then score best.pt with the config's evaluation protocol into run_dir/metrics.json.
+
+    Returns the metrics summary, which also records the best epoch, the final evaluation's seconds
+    and the hardware, so that a report can state the protocol of every number.
+    """
+    dist = dist or Distributed(device=resolve_device(config.device))
+    history = fit(config, run_dir, resume=resume, show_progress=show_progress, log=log, dist=dist,
+                  should_stop=should_stop)
+    best = history.best()
+    if dist.is_main:
+        log(f"\nevaluating best.pt (epoch {best['epoch']}) on {config.data.val_split} ({config.eval.mode})")
+    started = time.perf_counter()
+    summary = evaluate_weights(config, load_checkpoint(run_dir / "best.pt")["model"], config.data.val_split,
+                               show_progress=show_progress, dist=dist)
+    summary.update(epoch=best["epoch"], eval_seconds=time.perf_counter() - started,
+                   hardware=describe_hardware(dist.device, dist.world_size))
+    if dist.is_main:
+        write_text_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def describe_hardware(device: torch.device, processes: int = 1) -> str:
+    """E.g. "CPU: Intel(R) Xeon(R) Platinum 8488C, 2 threads" or "2 x NVIDIA H100 80GB HBM3"."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:  # Linux names the CPU model in /proc/cpuinfo; platform.processor() often does not
+            name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                        if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+        name = f"CPU: {name}, {torch.get_num_threads()} threads"
+    return f"{processes} x {name}" if processes > 1 else name
 
 
 def evaluate_weights(config: Config, model_state: dict, split: str, mode: str | None = None,

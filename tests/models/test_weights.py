@@ -80,3 +80,19 @@ def test_imagenet_needs_a_published_file() -> None:
         load_backbone_weights(resnet18(deep_stem=True), "imagenet", "resnet18")
     with pytest.raises(WeightsError, match="resnet152"):
         load_backbone_weights(resnet18(), "imagenet", "resnet152")
+
+
+def test_sceneseg_checkpoint_gives_its_backbone(trained_state: dict, tmp_path: Path) -> None:
+    """A model trained by sceneseg (here: PSPNet's dilated trunk) starts another model's backbone."""
+    from sceneseg.checkpoint import save_checkpoint
+
+    source = {f"backbone.{k}": v for k, v in trained_state.items() if not k.startswith("fc.")}
+    source["classifier.weight"] = torch.ones(2, 512, 1, 1)
+    save_checkpoint(tmp_path / "best.pt", config={}, model=source, epoch=3)
+    dilated = resnet18(replace_stride_with_dilation=(False, True, True))
+    load_backbone_weights(dilated, tmp_path / "best.pt", "resnet18")
+    assert torch.equal(dilated.state_dict()["layer4.1.bn2.running_var"], trained_state["layer4.1.bn2.running_var"])
+
+    save_checkpoint(tmp_path / "headless.pt", config={}, model={"classifier.weight": torch.ones(1)}, epoch=1)
+    with pytest.raises(WeightsError, match="headless.pt holds no backbone weights"):
+        load_backbone_weights(resnet18(), tmp_path / "headless.pt", "resnet18")

@@ -8,7 +8,7 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import read_weights_file
+from ..checkpoint import is_sceneseg_checkpoint, read_weights_file
 from ..errors import WeightsError
 from .resnet import ResNet
 
@@ -30,6 +30,8 @@ def load_backbone_weights(
     `source` is a weights file, or the string "imagenet" for torchvision's published file for
     `arch`, downloaded once into `cache_dir` (torch.hub's cache when None). The classifier
     (`fc.*`) is dropped; everything else must match, or a WeightsError lists what does not.
+    A sceneseg checkpoint gives its model's backbone: a network pretrained on another
+    segmentation task can start any model with the same backbone.
     """
     if isinstance(source, str) and source == "imagenet":
         origin = TORCHVISION_URLS.get(arch, arch)
@@ -37,6 +39,8 @@ def load_backbone_weights(
     else:
         origin = str(source)
         state = read_weights_file(source)
+        if is_sceneseg_checkpoint(state):
+            state = _backbone_of(state, origin)
     load_strict(model, _clean_state_dict(state, origin),
                 f"weights {origin} do not fit the backbone (is it for another depth or stem?)")
 
@@ -66,6 +70,14 @@ def _download_imagenet(model: ResNet, arch: str, cache_dir: str | Path | None) -
             f"could not fetch ImageNet weights {url} into {where}: {exc}. On an offline machine, "
             f"copy the file into that folder or pass its path instead of 'imagenet'"
         ) from exc
+
+
+def _backbone_of(checkpoint: Mapping, origin: str) -> dict[str, Tensor]:
+    model = checkpoint.get("model")
+    backbone = {k.removeprefix("backbone."): v for k, v in (model or {}).items() if k.startswith("backbone.")}
+    if not backbone:
+        raise WeightsError(f"sceneseg checkpoint {origin} holds no backbone weights (no 'backbone.*' keys)")
+    return backbone
 
 
 def _clean_state_dict(obj: object, origin: str) -> dict[str, Tensor]:

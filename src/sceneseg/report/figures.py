@@ -1,0 +1,116 @@
+"""The report's pictures, drawn with matplotlib (Agg: no display needed) and returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: reports are built on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from .runs import Run, converged_epoch  # noqa: E402
+
+ERROR_COLOUR = (230, 25, 25)  # wrong pixels in the error maps; right ones are greyed out
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def curves(runs: Sequence[Run], source: Run | None = None) -> bytes:
+    """Train loss and val mIoU per epoch, all runs on shared axes; a dot marks each run's converged
+    epoch (first within 1% of its final train loss). `source` (a transfer run's origin) is dashed."""
+    figure, (loss_ax, miou_ax) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for run in ([source] if source else []) + list(runs):
+        epochs = [r["epoch"] for r in run.history]
+        style = "--" if run is source else "-"
+        line, = loss_ax.plot(epochs, [r["train_loss"] for r in run.history], style, label=run.label)
+        miou_ax.plot(epochs, [r["val_mIoU"] for r in run.history], style, color=line.get_color(), label=run.label)
+        done = converged_epoch(run.history)
+        loss_ax.plot([done], [run.history[done - epochs[0]]["train_loss"]], "o", color=line.get_color())
+    loss_ax.set(xlabel="epoch", ylabel="train loss (main + aux)", title="train loss (dot: converged epoch)")
+    miou_ax.set(xlabel="epoch", ylabel="val mIoU (per-epoch protocol)", title="val mIoU", ylim=(0, 1))
+    for ax in (loss_ax, miou_ax):
+        ax.grid(alpha=0.3)
+    miou_ax.legend(fontsize=8, loc="lower right")
+    return _png(figure)
+
+
+def confusion_heatmap(run: Run) -> bytes:
+    """Row-normalised confusion matrix: row i is where class i's pixels went (rows sum to 1)."""
+    matrix = run.confusion
+    normalised = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    names = run.class_names
+    size = 2.2 + 0.5 * len(names)
+    figure, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="ground truth", title=f"{run.label}\nval mIoU {run.metrics['mIoU']:.4f}")
+    if len(names) <= 20:
+        for i in range(len(names)):
+            for j in range(len(names)):
+                value = normalised[i, j]
+                if value >= 0.005:
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6.5,
+                            color="white" if value > 0.6 else "black")
+    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return _png(figure)
+
+
+def class_iou_bars(runs: Sequence[Run], share: np.ndarray) -> bytes:
+    """Per-class IoU of each run side by side; each class is labelled with its val pixel share."""
+    names = runs[0].class_names
+    y = np.arange(len(names))
+    height = 0.8 / len(runs)
+    figure, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(names)))
+    for k, run in enumerate(runs):
+        values = [c["iou"] or 0.0 for c in run.metrics["classes"]]
+        ax.barh(y + (k - (len(runs) - 1) / 2) * height, values, height, label=run.label)
+    ax.set_yticks(y, [f"{n} ({100 * s:.1f}%)" for n, s in zip(names, share)], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="val IoU", title="per-class IoU (in brackets: share of val pixels)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _png(figure)
+
+
+def error_map(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, ignore: int = 255) -> np.ndarray:
+    """The frame in grey, wrong pixels in red, unlabelled pixels black."""
+    grey = image.mean(2, keepdims=True).repeat(3, 2) * 0.5
+    result = np.where((prediction != truth)[..., None], np.array(ERROR_COLOUR, np.float64), grey)
+    result[truth == ignore] = 0
+    return result.astype(np.uint8)
+
+
+def qualitative_grid(frames: Sequence[dict], model_labels: Sequence[str], class_names: Sequence[str],
+                     palette: Sequence[Sequence[int]]) -> bytes:
+    """One row per frame: image | ground truth | per model: prediction, errors.
+
+    Each frame dict holds "name", "image", "truth" (colour RGB arrays) and per model "predictions",
+    "errors" (RGB arrays) and "miou" (per-image mIoU)."""
+    columns = 2 + 2 * len(model_labels)
+    height, width = frames[0]["image"].shape[:2]
+    scale = 2.6 / width * 1.0
+    figure, axes = plt.subplots(len(frames), columns, squeeze=False,
+                                figsize=(columns * 2.6, len(frames) * height * scale + 1.2))
+    for row, frame in enumerate(frames):
+        panels = [(frame["image"], frame["name"]), (frame["truth"], "ground truth")]
+        for k, label in enumerate(model_labels):
+            panels += [(frame["predictions"][k], f"{label}\nmIoU {frame['miou'][k]:.3f}"),
+                       (frame["errors"][k], "errors (red)")]
+        for ax, (picture, title) in zip(axes[row], panels):
+            ax.imshow(picture)
+            ax.set_title(title, fontsize=7)
+            ax.axis("off")
+    handles = [Patch(color=np.asarray(colour) / 255, label=name) for name, colour in zip(class_names, palette)]
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    figure.subplots_adjust(bottom=0.6 / (len(frames) * height * scale + 1.2), wspace=0.03, hspace=0.25)
+    return _png(figure)

@@ -1,0 +1,75 @@
+"""Predictions of two runs on chosen val frames: named ones, or the worst/best by per-image mIoU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..api import load_model, predict
+from ..builders import build_dataset
+from ..data.base import IGNORE_INDEX
+from ..errors import ConfigError
+from ..inference import bf16_supported
+from ..visualize import colorize
+from .figures import error_map
+from .runs import Run
+
+
+def per_image_miou(truth: np.ndarray, prediction: np.ndarray, num_classes: int) -> float:
+    """Mean IoU over the classes present in the frame's ground truth or prediction."""
+    valid = truth != IGNORE_INDEX
+    counts = np.bincount(num_classes * truth[valid].astype(np.int64) + prediction[valid],
+                         minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    inter = np.diag(counts)
+    union = counts.sum(0) + counts.sum(1) - inter
+    present = union > 0
+    return float((inter[present] / union[present]).mean()) if present.any() else float("nan")
+
+
+def frame_names(pairs: Sequence[tuple[Path, Path]]) -> list[str]:
+    return [Path(image).name for image, _ in pairs]
+
+
+def _select(names: list[str], wanted: Sequence[str]) -> list[int]:
+    chosen = []
+    for want in wanted:
+        matches = [i for i, name in enumerate(names) if want in (name, Path(name).stem)]
+        if not matches:
+            raise ConfigError(f"qualitative frame {want!r} is not a val frame; val frames are e.g. "
+                              f"{', '.join(names[:5])} ({len(names)} in all)")
+        chosen.append(matches[0])
+    return chosen
+
+
+def qualitative_frames(runs: Sequence[Run], frames: Sequence[str] = (), pick: str = "worst", count: int = 3,
+                       show_progress: bool = True) -> tuple[list[dict], tuple]:
+    """Frame dicts for figures.qualitative_grid, and the palette they are drawn in (the dataset's,
+    stored with the first run's model): the named `frames`, or the `count` frames with the
+    lowest ("worst") or highest ("best") per-image mIoU averaged over the runs. Every run must share
+    the first run's val frames (it supplies images and ground truth)."""
+    dataset = build_dataset(runs[0].config.data, runs[0].config.data.val_split, "whole")
+    names = frame_names(dataset.pairs)
+    models = [load_model(run.path / "best.pt") for run in runs]
+    bf16 = bf16_supported(torch.device("cpu"))
+    indices = _select(names, frames) if frames else range(len(dataset))
+    results: dict[int, tuple[np.ndarray, np.ndarray, list[np.ndarray], list[float]]] = {}
+    for index in tqdm(indices, desc="report: predicting val frames", disable=not show_progress):
+        image, truth = dataset.load_raw(index)
+        predictions = [predict(model, image, bf16=bf16) for model in models]
+        scores = [per_image_miou(truth, p, model.num_classes) for p, model in zip(predictions, models)]
+        results[index] = (image, truth, predictions, scores)
+    if not frames:
+        order = sorted(results, key=lambda i: float(np.nanmean(results[i][3])), reverse=pick == "best")
+        indices = order[:count]
+    palette = models[0].palette
+    chosen = []
+    for index in indices:
+        image, truth, predictions, scores = results[index]
+        chosen.append({"name": names[index], "image": image, "truth": colorize(truth, palette),
+                       "predictions": [colorize(p, palette) for p in predictions],
+                       "errors": [error_map(image, truth, p) for p in predictions], "miou": scores})
+    return chosen, palette
