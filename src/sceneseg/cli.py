@@ -100,7 +100,8 @@ def _study(args: argparse.Namespace) -> int:
         run_dirs = [Path(study.out_dir) / row.name for row in study.rows
                     if (Path(study.out_dir) / row.name / "metrics.json").is_file()]
         out = Path(study.out_dir) / "report"
-        build_report(run_dirs, out, study.report, title=study.description, show_progress=not args.no_progress)
+        build_report(run_dirs, out, study.report, title=f"Study {study.name}", intro=study.description,
+                     show_progress=not args.no_progress)
         print(f"\nreport: {out / 'index.html'} (open it in a browser) and {out / 'README.md'}")
     if failures:
         raise SceneSegError(f"{len(failures)} row(s) failed ({', '.join(name for name, _ in failures)}), "

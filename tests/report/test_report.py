@@ -62,6 +62,16 @@ def test_tables_hold_the_numbers_of_the_runs(small_study):
             published = row["reference"].get(key)
             assert cells[f"reference {key.replace('_', ' ')}"] == ("-" if published is None else f"{published:.4f}")
 
+    protocol = _table(tables, "row", "hardware")
+    for name in ("simple", "pspnet"):
+        metrics, history, _ = runs[name]
+        cells = dict(zip(protocol[0], next(r for r in protocol if r[0] == label[name])))
+        minutes = (sum(r["seconds"] for r in history) + metrics["eval_seconds"]) / 60
+        assert (cells["epochs"], cells["wall time"]) == (str(len(history)), f"{minutes:.1f} min")
+        assert cells["hardware"] == metrics["hardware"] and metrics["hardware"].startswith("CPU: ")
+        assert cells["evaluation"] == "whole, short side 64" and cells["crop"] == "64 (short side 64)"
+    assert "simple/best.pt" in dict(zip(protocol[0], protocol[2]))["backbone init"]
+
     per_class = _table(tables, "class", "val pixel share")
     assert per_class[0][2:] == [f"IoU: {label['simple']}", f"IoU: {label['pspnet']}"]
     confusion = np.asarray(runs["simple"][0]["confusion"], dtype=np.float64)

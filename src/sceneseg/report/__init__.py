@@ -23,9 +23,9 @@ PER_CLASS_COLUMNS = 3  # groups with at most this many classes show per-class fi
 
 
 def build_report(run_dirs: Sequence[Path], out: Path, settings, title: str = "sceneseg report",
-                 show_progress: bool = True) -> list[Block]:
+                 show_progress: bool = True, intro: str = "") -> list[Block]:
     """Write the report of `run_dirs` into `out` (see document.write_report); returns its blocks.
-    `settings` is a study.ReportSettings (compare, frames, pick, count)."""
+    `settings` is a study.ReportSettings (compare, frames, pick, count); `intro` opens the page."""
     if not run_dirs:
         raise SceneSegError("report: no run directories given")
     runs = [load_run(Path(d)) for d in run_dirs]
@@ -35,7 +35,8 @@ def build_report(run_dirs: Sequence[Path], out: Path, settings, title: str = "sc
     groups: dict[tuple[str, ...], list[Run]] = {}
     for run in runs:
         groups.setdefault(tuple(run.class_names), []).append(run)
-    blocks: list[Block] = [Paragraph(
+    blocks: list[Block] = [Paragraph(intro)] if intro else []
+    blocks += [Paragraph(
         f"Built by `sceneseg report` from {len(runs)} run folder(s): "
         + ", ".join(f"`{run.path}`" for run in runs) + ". Every number is read from the runs' "
         "`metrics.json` (final evaluation of `best.pt`) and `history.json` (per-epoch records).")]
