@@ -32,3 +32,11 @@ def test_every_builtin_config_is_listed_in_readme():
     text = (ROOT / "README.md").read_text()
     for path in BUILTIN_CONFIGS.glob("*.yaml"):
         assert f"`{path.stem}`" in text, path.stem
+
+
+def test_every_builtin_study_is_listed_in_readme():
+    from sceneseg.study import BUILTIN_STUDIES
+
+    text = (ROOT / "README.md").read_text()
+    for path in BUILTIN_STUDIES.glob("*.yaml"):
+        assert f"`{path.stem}`" in text, path.stem

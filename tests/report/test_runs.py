@@ -42,3 +42,10 @@ def test_per_image_miou_counts_the_classes_in_truth_or_prediction():
     # class 0: 1/2, class 1: 1/2, class 2 is neither labelled nor predicted on labelled pixels
     assert per_image_miou(truth, prediction, 3) == pytest.approx(0.5)
     assert per_image_miou(truth, truth, 3) == 1.0
+
+
+def test_picked_frames_are_spread_over_the_video():
+    from sceneseg.report.qualitative import _spread
+
+    assert _spread([10, 11, 40, 12, 3, 41], 3) == [10, 40, 3]
+    assert _spread([0, 1, 2], 2) == [0, 1]  # fewer frames than the gap asks for: rank order

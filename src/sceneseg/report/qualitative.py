@@ -45,11 +45,27 @@ def _select(names: list[str], wanted: Sequence[str]) -> list[int]:
     return chosen
 
 
+def _spread(ranked: list[int], count: int, gap: int = 3) -> list[int]:
+    """The first `count` of `ranked` that are at least `gap` positions apart in the val list:
+    neighbouring frames of a video are near copies, and three of them would show one scene."""
+    chosen: list[int] = []
+    for index in ranked:
+        if all(abs(index - other) >= gap for other in chosen):
+            chosen.append(index)
+    for index in ranked:  # too few frames for the gap: fill up in rank order
+        if len(chosen) >= count:
+            break
+        if index not in chosen:
+            chosen.append(index)
+    return chosen[:count]
+
+
 def qualitative_frames(runs: Sequence[Run], frames: Sequence[str] = (), pick: str = "worst", count: int = 3,
                        show_progress: bool = True) -> tuple[list[dict], tuple]:
     """Frame dicts for figures.qualitative_grid, and the palette they are drawn in (the dataset's,
     stored with the first run's model): the named `frames`, or the `count` frames with the
-    lowest ("worst") or highest ("best") per-image mIoU averaged over the runs. Every run must share
+    lowest ("worst") or highest ("best") per-image mIoU averaged over the runs, at least 3 val
+    frames apart. Every run must share
     the first run's val frames (it supplies images and ground truth)."""
     dataset = build_dataset(runs[0].config.data, runs[0].config.data.val_split, "whole")
     names = frame_names(dataset.pairs)
@@ -64,7 +80,7 @@ def qualitative_frames(runs: Sequence[Run], frames: Sequence[str] = (), pick: st
         results[index] = (image, truth, predictions, scores)
     if not frames:
         order = sorted(results, key=lambda i: float(np.nanmean(results[i][3])), reverse=pick == "best")
-        indices = order[:count]
+        indices = _spread(order, count)
     palette = models[0].palette
     chosen = []
     for index in indices:
