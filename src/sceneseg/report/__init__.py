@@ -40,7 +40,8 @@ def build_report(run_dirs: Sequence[Path], out: Path, settings, title: str = "sc
         f"Built by `sceneseg report` from {len(runs)} run folder(s): "
         + ", ".join(f"`{run.path}`" for run in runs) + ". Every number is read from the runs' "
         "`metrics.json` (final evaluation of `best.pt`) and `history.json` (per-epoch records).")]
-    for group in groups.values():
+    # The dataset with the most rows (a study's main one) first; a stand-in or transfer row after.
+    for group in sorted(groups.values(), key=len, reverse=True):
         blocks += _group_section(group, runs, settings, show_progress)
     write_report(out, title, blocks)
     return blocks
@@ -63,9 +64,10 @@ def _group_section(group: list[Run], runs: list[Run], settings, show_progress: b
     blocks += [Heading(f"{dataset}: training curves", 3),
                Figure(f"{slug}_curves.png", figures.curves(group),
                       "Train loss and per-epoch val mIoU of every run on shared axes."),
-               _convergence_table(group), Heading(f"{dataset}: confusion matrices", 3)]
-    blocks += [Figure(f"{slug}_confusion_{run.name}.png", figures.confusion_heatmap(run),
-                      f"{run.label}: confusion matrix on val, each row normalised to 1.") for run in group]
+               _convergence_table(group), Heading(f"{dataset}: confusion matrices", 3),
+               Figure(f"{slug}_confusion.png", figures.confusion_heatmaps(group),
+                      "Confusion matrix of each run on val, each row normalised to 1 (where the pixels of "
+                      "the row's class went; the diagonal is the class accuracy).")]
     if len(classes) > PER_CLASS_COLUMNS:
         frames, palette = qualitative_frames(pair, settings.frames, settings.pick, settings.count, show_progress)
         how = "chosen in the study file" if settings.frames else \

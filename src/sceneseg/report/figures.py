@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # before pyplot: reports are built on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .runs import Run, converged_epoch  # noqa: E402
 
@@ -32,36 +33,45 @@ def curves(runs: Sequence[Run], source: Run | None = None) -> bytes:
         epochs = [r["epoch"] for r in run.history]
         style = "--" if run is source else "-"
         line, = loss_ax.plot(epochs, [r["train_loss"] for r in run.history], style, label=run.label)
-        miou_ax.plot(epochs, [r["val_mIoU"] for r in run.history], style, color=line.get_color(), label=run.label)
+        miou_ax.plot(epochs, [r["val_mIoU"] for r in run.history], style, color=line.get_color())
         done = converged_epoch(run.history)
         loss_ax.plot([done], [run.history[done - epochs[0]]["train_loss"]], "o", color=line.get_color())
     loss_ax.set(xlabel="epoch", ylabel="train loss (main + aux)", title="train loss (dot: converged epoch)")
-    miou_ax.set(xlabel="epoch", ylabel="val mIoU (per-epoch protocol)", title="val mIoU", ylim=(0, 1))
+    miou_ax.set(xlabel="epoch", ylabel="val mIoU (per-epoch protocol)", title="val mIoU")
     for ax in (loss_ax, miou_ax):
         ax.grid(alpha=0.3)
-    miou_ax.legend(fontsize=8, loc="lower right")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # Below the axes, so that no curve hides behind it.
+    figure.legend(loc="lower center", ncol=min(3, len(runs) + (source is not None)), fontsize=8, frameon=False)
+    figure.subplots_adjust(bottom=0.14 + 0.05 * ((len(runs) + (source is not None) + 2) // 3))
     return _png(figure)
 
 
-def confusion_heatmap(run: Run) -> bytes:
-    """Row-normalised confusion matrix: row i is where class i's pixels went (rows sum to 1)."""
-    matrix = run.confusion
-    normalised = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    names = run.class_names
-    size = 2.2 + 0.5 * len(names)
-    figure, ax = plt.subplots(figsize=(size + 1, size))
-    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.set(xlabel="predicted", ylabel="ground truth", title=f"{run.label}\nval mIoU {run.metrics['mIoU']:.4f}")
-    if len(names) <= 20:
-        for i in range(len(names)):
-            for j in range(len(names)):
-                value = normalised[i, j]
-                if value >= 0.005:
-                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6.5,
-                            color="white" if value > 0.6 else "black")
-    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+def confusion_heatmaps(runs: Sequence[Run], columns: int = 3) -> bytes:
+    """One row-normalised confusion matrix per run (row i: where class i's pixels went; rows sum to 1)."""
+    names = runs[0].class_names
+    columns = min(columns, len(runs))
+    rows = -(-len(runs) // columns)
+    size = 1.6 + 0.42 * len(names)
+    figure, axes = plt.subplots(rows, columns, squeeze=False, figsize=(columns * size, rows * (size + 0.5)))
+    for ax in axes.flat[len(runs):]:
+        ax.axis("off")
+    for ax, run in zip(axes.flat, runs):
+        matrix = run.confusion
+        normalised = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+        image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_title(f"{run.label}\nval mIoU {run.metrics['mIoU']:.4f}", fontsize=8)
+        if len(names) <= 20:
+            for i in range(len(names)):
+                for j in range(len(names)):
+                    if normalised[i, j] >= 0.01:
+                        ax.text(j, i, f"{normalised[i, j]:.2f}"[1:] if normalised[i, j] < 1 else "1", ha="center",
+                                va="center", fontsize=5.5, color="white" if normalised[i, j] > 0.6 else "black")
+    figure.supxlabel("predicted", fontsize=9)
+    figure.supylabel("ground truth", fontsize=9)
+    figure.colorbar(image, ax=axes, fraction=0.02, pad=0.02)
     return _png(figure)
 
 
