@@ -142,6 +142,8 @@ def test_report_command_and_its_errors(small_study, tmp_path, capsys):
     assert f"{unfinished} is not a finished run: it has no metrics.json" in capsys.readouterr().err
     assert main([*args[:-2], "--frames", "no_such_frame"]) == 2
     assert "qualitative frame 'no_such_frame' is not a val frame" in capsys.readouterr().err
+    assert main(["report", str(out / "simple"), str(out / "pspnet"), "--out", str(target), "--count", "0"]) == 2
+    assert "report count = 0: expected at least 1 frame" in capsys.readouterr().err
     assert (target / "README.md").read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == [
         "rep", "unfinished"]
 

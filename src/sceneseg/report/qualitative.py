@@ -67,6 +67,8 @@ def qualitative_frames(runs: Sequence[Run], frames: Sequence[str] = (), pick: st
     lowest ("worst") or highest ("best") per-image mIoU averaged over the runs, at least 3 val
     frames apart. Every run must share
     the first run's val frames (it supplies images and ground truth)."""
+    if not frames and count < 1:
+        raise ConfigError(f"report count = {count}: expected at least 1 frame for the qualitative grid")
     dataset = build_dataset(runs[0].config.data, runs[0].config.data.val_split, "whole")
     names = frame_names(dataset.pairs)
     models = [load_model(run.path / "best.pt") for run in runs]
