@@ -15,11 +15,12 @@ bn2, relu, conv3, bn3, relu, maxpool), and the stages as top-level `layer1`...`l
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from torch import Tensor
 
 from sceneseg.errors import WeightsError
+from sceneseg.models.weights import short_list
 
 # Our stem module name -> its index in the reference's layer0 Sequential (2, 5, 8: ReLU; 9: pool).
 _STEM = {"conv1": "0", "bn1": "1", "conv2": "3", "bn2": "4", "conv3": "6", "bn3": "7"}
@@ -60,47 +61,46 @@ def from_reference(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     bare = reference_state_dict(state)
     if bare is None:
         raise WeightsError("expected a reference PSPNet state_dict (a mapping of names to tensors)")
-    converted: dict[str, Tensor] = {}
-    unknown: list[str] = []
-    for key, value in bare.items():
-        top, _, rest = key.partition(".")
-        if top == "layer0":
-            index, _, param = rest.partition(".")
-            if index not in _STEM_INDEX:
-                unknown.append(key)
-                continue
-            converted[f"backbone.{_STEM_INDEX[index]}.{param}"] = value
-        elif top in _STAGES:
-            converted[f"backbone.{key}"] = value
-        elif top in _HEADS:
-            converted[key] = value
-        else:
-            unknown.append(key)
-    if unknown:
-        raise WeightsError(f"keys not in the reference PSPNet layout: {', '.join(unknown[:20])}")
-    return converted
+    return _rename_keys(bare, _from_reference_key, "reference")
 
 
 def to_reference(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """sceneseg PSPNet keys -> the reference's (without `module.`; add it for DataParallel)."""
+    return _rename_keys(state, _to_reference_key, "sceneseg")
+
+
+def _from_reference_key(key: str) -> str | None:
+    top, _, rest = key.partition(".")
+    if top == "layer0":
+        index, _, param = rest.partition(".")
+        return f"backbone.{_STEM_INDEX[index]}.{param}" if index in _STEM_INDEX else None
+    if top in _STAGES:
+        return f"backbone.{key}"
+    return key if top in _HEADS else None
+
+
+def _to_reference_key(key: str) -> str | None:
+    top, _, rest = key.partition(".")
+    if top == "backbone":
+        module, _, param = rest.partition(".")
+        if module in _STEM:
+            return f"layer0.{_STEM[module]}.{param}"
+        return rest if module in _STAGES else None
+    return key if top in _HEADS else None
+
+
+def _rename_keys(state: Mapping[str, Tensor], rename: Callable[[str], str | None], layout: str) -> dict[str, Tensor]:
+    """`state` with every key renamed; keys that `rename` does not know (None) are an error."""
     converted: dict[str, Tensor] = {}
     unknown: list[str] = []
     for key, value in state.items():
-        top, _, rest = key.partition(".")
-        if top == "backbone":
-            module, _, param = rest.partition(".")
-            if module in _STEM:
-                converted[f"layer0.{_STEM[module]}.{param}"] = value
-            elif module in _STAGES:
-                converted[rest] = value
-            else:
-                unknown.append(key)
-        elif top in _HEADS:
-            converted[key] = value
-        else:
+        new = rename(key)
+        if new is None:
             unknown.append(key)
+        else:
+            converted[new] = value
     if unknown:
-        raise WeightsError(f"keys not in the sceneseg PSPNet layout: {', '.join(unknown[:20])}")
+        raise WeightsError(f"keys not in the {layout} PSPNet layout: {short_list(unknown)}")
     return converted
 
 
