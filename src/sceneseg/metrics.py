@@ -48,6 +48,10 @@ class ConfusionMatrix:
         union = m.sum(0) + m.sum(1) - tp
         return torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
 
+    def mean_iou(self) -> float:
+        """Mean IoU over the classes present in the truth or the prediction (NaN if none)."""
+        return _nanmean(self.iou())
+
     def accuracy(self) -> torch.Tensor:
         m = self.matrix.double()
         support = m.sum(1)

@@ -108,7 +108,7 @@ def qualitative_grid(frames: Sequence[dict], model_labels: Sequence[str], class_
     "errors" (RGB arrays) and "miou" (per-image mIoU)."""
     columns = 2 + 2 * len(model_labels)
     height, width = frames[0]["image"].shape[:2]
-    scale = 2.6 / width * 1.0
+    scale = 2.6 / width
     figure, axes = plt.subplots(len(frames), columns, squeeze=False,
                                 figsize=(columns * 2.6, len(frames) * height * scale + 1.2))
     for row, frame in enumerate(frames):

@@ -14,6 +14,7 @@ from ..builders import build_dataset
 from ..data.base import IGNORE_INDEX
 from ..errors import ConfigError
 from ..inference import bf16_supported
+from ..metrics import ConfusionMatrix
 from ..visualize import colorize
 from .figures import error_map
 from .runs import Run
@@ -21,13 +22,10 @@ from .runs import Run
 
 def per_image_miou(truth: np.ndarray, prediction: np.ndarray, num_classes: int) -> float:
     """Mean IoU over the classes present in the frame's ground truth or prediction."""
-    valid = truth != IGNORE_INDEX
-    counts = np.bincount(num_classes * truth[valid].astype(np.int64) + prediction[valid],
-                         minlength=num_classes ** 2).reshape(num_classes, num_classes)
-    inter = np.diag(counts)
-    union = counts.sum(0) + counts.sum(1) - inter
-    present = union > 0
-    return float((inter[present] / union[present]).mean()) if present.any() else float("nan")
+    confusion = ConfusionMatrix(num_classes, IGNORE_INDEX)
+    # torch.tensor copies: cached ground truth is a read-only array, which from_numpy warns about.
+    confusion.update(torch.tensor(prediction), torch.tensor(truth))
+    return confusion.mean_iou()
 
 
 def frame_names(pairs: Sequence[tuple[Path, Path]]) -> list[str]:
