@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from sceneseg.errors import ConfigError
 from sceneseg.models.base import SegmentationModel

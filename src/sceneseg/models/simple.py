@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from sceneseg.errors import ConfigError
 from sceneseg.models.base import SegmentationModel
