@@ -62,10 +62,10 @@ def measure(key: str, runtimes: list[str], frame: np.ndarray, iters: int, warmup
             path = folder / f"{key}.onnx"
             export_onnx(model, path)
             runner = load_onnx(path)
-            row[runtime] = milliseconds(lambda: sceneseg.predict(runner, frame, settings), iters, warmup)
+            row[runtime] = milliseconds(lambda r=runner: sceneseg.predict(r, frame, settings), iters, warmup)
         else:
             bf16 = runtime == "bf16"
-            row[runtime] = milliseconds(lambda: sceneseg.predict(model, frame, settings, bf16=bf16), iters, warmup)
+            row[runtime] = milliseconds(lambda b=bf16: sceneseg.predict(model, frame, settings, bf16=b), iters, warmup)
     return row
 
 
@@ -86,9 +86,11 @@ def main() -> None:
         import onnxruntime
 
         versions += f", onnxruntime {onnxruntime.__version__}"
-    print(f"predict latency per 360x480 frame, median of {args.iters} after {args.warmup} warm-up; "
-          f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {versions}, "
-          f"CPU bf16 support: {'yes' if bf16_supported(torch.device('cpu')) else 'no'}\n")
+    print(
+        f"predict latency per 360x480 frame, median of {args.iters} after {args.warmup} warm-up; "
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {versions}, "
+        f"CPU bf16 support: {'yes' if bf16_supported(torch.device('cpu')) else 'no'}\n"
+    )
     print("| model | " + " | ".join(HEADERS[r] for r in args.runtimes) + " |")
     print("|---|" + "---:|" * len(args.runtimes))
     for key, row in rows.items():

@@ -24,8 +24,9 @@ MODELS = {
 }
 
 
-def measure(model_key: str, device: str, bf16: bool, channels_last: bool, size: int, batch: int,
-            iters: int, warmup: int) -> dict:
+def measure(
+    model_key: str, device: str, bf16: bool, channels_last: bool, size: int, batch: int, iters: int, warmup: int
+) -> dict:
     import torch
 
     from sceneseg.engine import segmentation_loss
@@ -93,8 +94,10 @@ def main() -> None:
 
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
-          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+    )
     print(f"input {args.size}x{args.size}, batch {args.batch}, {args.iters} timed iterations after {args.warmup}\n")
     print("| model | device | precision | channels_last | forward img/s | train img/s | peak MiB |")
     print("|---|---|---|---|---:|---:|---:|")
@@ -102,17 +105,31 @@ def main() -> None:
         for model_key in args.models:
             for bf16 in (False, True):
                 for channels_last in (False, True):
-                    spec = dict(model_key=model_key, device=device, bf16=bf16, channels_last=channels_last,
-                                size=args.size, batch=args.batch, iters=args.iters, warmup=args.warmup)
-                    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                                          capture_output=True, text=True)
+                    spec = dict(
+                        model_key=model_key,
+                        device=device,
+                        bf16=bf16,
+                        channels_last=channels_last,
+                        size=args.size,
+                        batch=args.batch,
+                        iters=args.iters,
+                        warmup=args.warmup,
+                    )
+                    done = subprocess.run(
+                        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True
+                    )
                     if done.returncode != 0:
-                        print(f"| {model_key} | {device} | {'bf16' if bf16 else 'fp32'} | {channels_last} | "
-                              f"failed: {done.stderr.strip().splitlines()[-1]} | | |")
+                        print(
+                            f"| {model_key} | {device} | {'bf16' if bf16 else 'fp32'} | {channels_last} | "
+                            f"failed: {done.stderr.strip().splitlines()[-1]} | | |"
+                        )
                         continue
                     r = json.loads(done.stdout.strip().splitlines()[-1])
-                    print(f"| {model_key} | {device} | {'bf16' if bf16 else 'fp32'} | {'on' if channels_last else 'off'} "
-                          f"| {r['forward_img_s']:.1f} | {r['train_img_s']:.1f} | {r['peak_mib']:.0f} |", flush=True)
+                    print(
+                        f"| {model_key} | {device} | {'bf16' if bf16 else 'fp32'} | {'on' if channels_last else 'off'} "
+                        f"| {r['forward_img_s']:.1f} | {r['train_img_s']:.1f} | {r['peak_mib']:.0f} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

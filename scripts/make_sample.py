@@ -84,9 +84,7 @@ def main() -> None:
         copy_split(args.camvid, split, count)
     height, width = SIZE_HW
     (SAMPLE_DIR / "README.md").write_text(
-        README.format(
-            train=COUNTS["train"], val=COUNTS["val"], height=height, width=width, quality=JPEG_QUALITY
-        )
+        README.format(train=COUNTS["train"], val=COUNTS["val"], height=height, width=width, quality=JPEG_QUALITY)
     )
     total = sum(p.stat().st_size for p in SAMPLE_DIR.rglob("*") if p.is_file())
     print(f"wrote {SAMPLE_DIR} ({total / 1e6:.2f} MB)")

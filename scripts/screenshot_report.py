@@ -44,9 +44,22 @@ class Browser:
 
         # pass_fds=(3, 4): the child closes every other descriptor after map_fds has run.
         self.process = subprocess.Popen(
-            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--remote-debugging-pipe", "--hide-scrollbars", f"--user-data-dir={profile}", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=map_fds, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                executable,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--remote-debugging-pipe",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            pass_fds=(3, 4),
+            preexec_fn=map_fds,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_browser)
         os.close(from_browser)
         self._next_id, self._buffer, self.events = 0, b"", []
@@ -114,14 +127,26 @@ def screenshot(page: Path, out: Path, width: int = 1280, executable: str | None 
             target = browser.call("Target.createTarget", url="about:blank")["targetId"]
             session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
             browser.call("Page.enable", session)
-            browser.call("Emulation.setDeviceMetricsOverride", session, width=width, height=800,
-                         deviceScaleFactor=1, mobile=False)
+            browser.call(
+                "Emulation.setDeviceMetricsOverride",
+                session,
+                width=width,
+                height=800,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             browser.call("Page.navigate", session, url=page.resolve().as_uri())
             browser.wait_for("Page.loadEventFired")
             size = browser.call("Page.getLayoutMetrics", session)["cssContentSize"]
             height = int(size["height"] + 0.5)
-            browser.call("Emulation.setDeviceMetricsOverride", session, width=width, height=height,
-                         deviceScaleFactor=1, mobile=False)
+            browser.call(
+                "Emulation.setDeviceMetricsOverride",
+                session,
+                width=width,
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             shot = browser.call("Page.captureScreenshot", session, format="png", captureBeyondViewport=True)
         finally:
             browser.close()
@@ -136,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("page", type=Path, help="an HTML file")
     parser.add_argument("out", type=Path, help="the PNG to write")
     parser.add_argument("--width", type=int, default=1280, help="viewport width in CSS pixels (default 1280)")
-    parser.add_argument("--browser", help="Chromium executable (default: the first of %s on PATH)" % ", ".join(BROWSERS))
+    parser.add_argument("--browser", help=f"Chromium executable (default: the first of {', '.join(BROWSERS)} on PATH)")
     args = parser.parse_args(argv)
     if not args.page.is_file():
         print(f"screenshot_report: {args.page} is not a file; expected an HTML report", file=sys.stderr)

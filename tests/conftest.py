@@ -11,8 +11,14 @@ from sceneseg.cli import main
 from tests.data.test_kitti_road import write_kitti
 from tests.test_cli import TINY
 
-PSPNET18 = ['"model.name=pspnet"', '"model.use_ppm=true"', '"model.aux_loss=true"', '"model.bins=[1,2,3,6]"',
-            '"model.output_stride=8"', '"model.zoom_factor=8"']
+PSPNET18 = [
+    '"model.name=pspnet"',
+    '"model.use_ppm=true"',
+    '"model.aux_loss=true"',
+    '"model.bins=[1,2,3,6]"',
+    '"model.output_stride=8"',
+    '"model.zoom_factor=8"',
+]
 STUDY = """
 name: small
 description: A small study for the tests
@@ -34,7 +40,8 @@ rows:
   - name: kitti
     label: "3. Row 2 on KITTI road"
     config: kitti_pspnet18_transfer_cpu
-    overrides: ["data.root={{kitti_root}}", data.split_mode=ratio, data.val_ratio=0.34, "data.resize=[64,64]",
+    overrides: ["data.root={{kitti_root}}", data.options.split_mode=ratio, data.options.val_ratio=0.34,
+                "data.options.resize=[64,64]",
                 train.epochs=2, "train.init_from={{out_dir}}/pspnet/best.pt"]
 report:
   compare: [simple, pspnet]

@@ -13,11 +13,16 @@ import sceneseg
 from sceneseg.checkpoint import save_checkpoint
 from sceneseg.config import load_config, to_dict
 from sceneseg.errors import WeightsError
-from sceneseg.models import PSPNet, pspnet, to_reference
-from sceneseg.training import build_model
+from sceneseg.models import PSPNet, build_model, pspnet, to_reference
 
-PSP_OPTIONS = ["model.name=pspnet", "model.backbone=resnet18", "model.deep_stem=true",
-               "model.num_classes=5", "model.bins=[1, 2, 4, 8]", "model.zoom_factor=4"]
+PSP_OPTIONS = [
+    "model.name=pspnet",
+    "model.backbone=resnet18",
+    "model.deep_stem=true",
+    "model.num_classes=5",
+    "model.bins=[1, 2, 4, 8]",
+    "model.zoom_factor=4",
+]
 
 
 def save_sceneseg(path: Path, overrides: list[str]) -> torch.nn.Module:
@@ -81,8 +86,12 @@ def test_files_that_are_not_models(tmp_path: Path) -> None:
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.bias": torch.zeros(1000)}, foreign)
     incomplete = tmp_path / "last.pt"
     save_checkpoint(incomplete, model={}, epoch=1)
-    for path, words in [(junk, "junk.pt"), (tmp_path / "none.pt", "does not exist"),
-                        (foreign, "neither a sceneseg checkpoint"), (incomplete, "'config'")]:
+    for path, words in [
+        (junk, "junk.pt"),
+        (tmp_path / "none.pt", "does not exist"),
+        (foreign, "neither a sceneseg checkpoint"),
+        (incomplete, "'config'"),
+    ]:
         with pytest.raises(WeightsError) as info:
             sceneseg.load_model(path)
         assert str(path) in str(info.value) and words in str(info.value), str(info.value)

@@ -10,8 +10,7 @@ from sceneseg.cli import main
 from sceneseg.config import load_config
 from sceneseg.training import fit
 
-TINY = ["data.short_side=64", "data.crop_size=64", "eval.short_side=64", "train.batch_size=8",
-        "train.bf16=false"]
+TINY = ["data.short_side=64", "data.crop_size=64", "eval.short_side=64", "train.batch_size=8", "train.bf16=false"]
 
 
 def test_train_then_evaluate(tmp_path, capsys):
@@ -19,6 +18,8 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert main(["train", *TINY, "train.epochs=2", f"train.out_dir={run}", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "mIoU" in out and str(run) in out
+    # It ends by saying what to run next: predict with this run's weights, train on the full CamVid.
+    assert f"  sceneseg predict {run / 'best.pt'} " in out and "  sceneseg train camvid_simple_r18_15min_cpu" in out
     for name in ("last.pt", "best.pt", "history.json", "history.csv", "metrics.json"):
         assert (run / name).is_file(), name
     history = json.loads((run / "history.json").read_text())
@@ -47,7 +48,7 @@ def test_train_then_evaluate(tmp_path, capsys):
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "train.epoch=1", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unknown key(s) train.epoch" in err
+    assert err.count("\n") == 1 and "override train.epoch=1: unknown key(s) train.epoch" in err
     assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt does not exist" in capsys.readouterr().err
 
@@ -116,8 +117,13 @@ def _other_size(path):
 
 @pytest.mark.parametrize(
     "damage, target",
-    [(_corrupt, "train/f1.png"), (_truncate, "val/f2.png"), (_bad_value, "trainannot/f0.png"),
-     (_other_size, "valannot/f3.png"), (lambda p: p.unlink(), "trainannot/f2.png")],
+    [
+        (_corrupt, "train/f1.png"),
+        (_truncate, "val/f2.png"),
+        (_bad_value, "trainannot/f0.png"),
+        (_other_size, "valannot/f3.png"),
+        (lambda p: p.unlink(), "trainannot/f2.png"),
+    ],
     ids=["corrupt image", "truncated png", "label value", "size mismatch", "missing label"],
 )
 def test_bad_data_stops_before_any_checkpoint(tmp_path, capsys, damage, target):
@@ -148,10 +154,21 @@ def test_transfer_from_camvid_to_kitti_through_the_cli(tmp_path, capsys):
     psp = ["model.name=pspnet", "model.use_ppm=true", "model.aux_loss=true", "model.output_stride=8"]
     camvid_run, kitti_run = tmp_path / "camvid", tmp_path / "kitti_run"
     assert main(["train", *TINY, *psp, "train.epochs=1", f"train.out_dir={camvid_run}", "--no-progress"]) == 0
-    args = ["train", "kitti_pspnet18_transfer_cpu", f"data.root={kitti}", "data.resize=[48, 64]",
-            "data.short_side=48", "data.crop_size=48", "eval.short_side=48", "train.epochs=1", "train.batch_size=3",
-            f"train.init_from={camvid_run / 'best.pt'}", "train.freeze_backbone=true",
-            f"train.out_dir={kitti_run}", "--no-progress"]
+    args = [
+        "train",
+        "kitti_pspnet18_transfer_cpu",
+        f"data.root={kitti}",
+        "data.options.resize=[48, 64]",
+        "data.short_side=48",
+        "data.crop_size=48",
+        "eval.short_side=48",
+        "train.epochs=1",
+        "train.batch_size=3",
+        f"train.init_from={camvid_run / 'best.pt'}",
+        "train.freeze_backbone=true",
+        f"train.out_dir={kitti_run}",
+        "--no-progress",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "replaced 4 (cls.4.weight, cls.4.bias, aux.4.weight, aux.4.bias)" in out
@@ -164,3 +181,48 @@ def test_transfer_from_camvid_to_kitti_through_the_cli(tmp_path, capsys):
     assert torch.equal(before["backbone.layer3.0.bn1.running_mean"], after["backbone.layer3.0.bn1.running_mean"])
     assert main(["data", "check", str(kitti), "--split", "val", "--policy", "cs6476"]) == 0
     assert "Not_Road" in capsys.readouterr().out
+
+
+def test_data_check_covers_every_split_and_fails_on_an_empty_one(tmp_path, capsys):
+    data = tmp_path / "data"
+    _tiny_segnet(data)
+    assert main(["data", "check", str(data)]) == 0
+    assert capsys.readouterr().out.count(": OK") == 2  # train and val (no test folder)
+    for path in [*(data / "val").iterdir(), *(data / "valannot").iterdir()]:
+        path.unlink()
+    assert main(["data", "check", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{data / 'val'} holds no image/label pairs" in err
+
+
+def test_data_check_takes_a_builtin_config_name(capsys):
+    assert main(["data", "check", "sample"]) == 0
+    out = capsys.readouterr().out
+    assert "split='train', pairs=24): OK" in out and "split='val', pairs=8): OK" in out
+    assert main(["data", "check", "no_such_root_or_config"]) == 2
+    assert "dataset root no_such_root_or_config does not exist, and config" in capsys.readouterr().err
+
+
+def test_config_command_prints_a_config_that_loads_back(tmp_path, capsys):
+    overrides = ["train.epochs=3", "data.options.policy=kitti"]
+    assert main(["config", "kitti_pspnet18_transfer_cpu", *overrides]) == 0
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(capsys.readouterr().out)
+    assert load_config(printed) == load_config("kitti_pspnet18_transfer_cpu", overrides)
+    assert main(["config", "train.epoch=3"]) == 2
+    assert (
+        "override train.epoch=3: unknown key(s) train.epoch in train; did you mean train.epochs?"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_run_folder_keeps_its_resolved_config(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "train.epochs=1", f"train.out_dir={run}", "--no-progress"]) == 0
+    assert load_config(run / "config.yaml") == load_config(None, [*TINY, "train.epochs=1", f"train.out_dir={run}"])
+
+
+def test_train_and_val_sharing_frames_stop_before_training(tmp_path, capsys):
+    assert main(["train", *TINY, "data.val_split=train", f"train.out_dir={tmp_path / 'run'}", "--no-progress"]) == 2
+    assert "the train and val splits share 24 frame(s)" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -6,12 +6,17 @@ from sceneseg.config import Config, config_from_dict, load_config, resolve_confi
 from sceneseg.errors import ConfigError
 
 
-def test_sample_config_is_complete():
-    # One complete YAML per experiment: the file names every field the dataclasses have.
+def test_builtin_configs_list_only_what_differs_from_the_defaults():
+    # A file names what matters for its experiment; `sceneseg config NAME` shows the whole config.
     import yaml
 
-    tree = yaml.safe_load(resolve_config_path(None).read_text())
-    assert tree == to_dict(load_config(None))
+    from sceneseg.config import BUILTIN_CONFIGS
+
+    defaults = to_dict(Config())
+    for path in BUILTIN_CONFIGS.glob("*.yaml"):
+        for section, values in yaml.safe_load(path.read_text()).items():
+            for key, value in values.items() if isinstance(values, dict) else ():
+                assert key == "options" or value != defaults[section][key], f"{path.name}: {section}.{key}"
 
 
 def test_overrides_are_type_checked_and_applied():
@@ -30,14 +35,28 @@ def test_overrides_are_type_checked_and_applied():
 
 
 def test_unknown_keys_are_rejected_in_overrides_and_files(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) train.epoch\b"):
+    # A typo on the command line is reported against the override, with the closest key.
+    with pytest.raises(
+        ConfigError,
+        match=r"^override train.epoch=3: unknown key\(s\) train.epoch in train; "
+        r"did you mean train.epochs\?",
+    ):
         load_config(None, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match=r"^override train.epochs=0: train.epochs = 0: expected at least 1"):
+        load_config(None, ["train.epochs=0"])
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(None, ["nosuchsection.x=1"])
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nmodel:\n  backbone: resnet18\n  dropout: 0.1\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: unknown key\(s\) model.dropout"):
+    bad.write_text("name: x\nmodel:\n  backbone: resnet18\n  dropout: 0.1\n  pretrianed: imagenet\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"bad.yaml: unknown key\(s\) model.dropout, model.pretrianed in model; did "
+        r"you mean model.pretrained\?",
+    ):
         load_config(bad)
+    bad.write_text("name: x\n")
+    with pytest.raises(ConfigError, match=r"^override train.epochs=2.5: train.epochs: expected int"):
+        load_config(bad, ["train.epochs=2.5"])
 
 
 def test_range_checks_and_malformed_input(tmp_path):
@@ -51,6 +70,8 @@ def test_range_checks_and_malformed_input(tmp_path):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="neither a file nor a built-in config"):
         resolve_config_path("no_such_experiment")
+    with pytest.raises(ConfigError, match=r"built-in config \(.*\); did you mean camvid_simple_r18_15min_cpu\?$"):
+        resolve_config_path("camvid_simple_r18_15mn_cpu")
     broken = tmp_path / "broken.yaml"
     broken.write_text("train: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
@@ -83,7 +104,7 @@ def test_tuple_fields_and_model_options():
 
 
 def test_options_of_another_model_are_rejected():
-    from sceneseg.training import build_model
+    from sceneseg.models import build_model
 
     with pytest.raises(ConfigError, match="model.use_ppm does not apply to model 'simple'"):
         build_model(load_config(None, ["model.use_ppm=false"]).model)
@@ -94,12 +115,14 @@ def test_options_of_another_model_are_rejected():
 def test_poly_schedule_with_warmup_and_head_multiplier():
     import torch
 
-    from sceneseg.training import build_optimizer
+    from sceneseg.training_run import build_optimizer
 
     model = torch.nn.Module()
     model.backbone = torch.nn.Linear(2, 2)
     model.classifier = torch.nn.Linear(2, 2)
-    config = load_config(None, ["train.lr=0.1", "train.epochs=2", "train.warmup_iters=4"]).train
+    config = load_config(
+        None, ["train.lr=0.1", "train.epochs=2", "train.warmup_iters=4", "train.head_lr_mult=10"]
+    ).train
     optimizer, scheduler = build_optimizer(model, config, iters_per_epoch=10)
     lrs = []
     for _ in range(20):

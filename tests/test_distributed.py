@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -23,23 +23,55 @@ from tests.test_cli import TINY
 # tolerances below are then 3-4x what this run shows (and 3-10x below the differences of the
 # same run without SyncBatchNorm, where each process normalises its half-batch on its own).
 # SyncBatchNorm makes BatchNorm see the whole global batch of 8, as the single process does.
-RUN = [*TINY, "train.epochs=2", "train.lr=0.0001", "train.sync_bn=true", "device=cpu"]
+# The schedule is pinned here (not taken from the sample config) because the tolerances were measured with it.
+RUN = [
+    *TINY,
+    "train.epochs=2",
+    "train.lr=0.0001",
+    "train.head_lr_mult=10",
+    "train.warmup_iters=0",
+    "train.sync_bn=true",
+    "device=cpu",
+]
 LOSS_REL, METRIC_ABS = 1e-3, 2e-3
 
 
 def test_torchrun_two_processes_match_one_process(tmp_path):
     single, multi, digests = tmp_path / "single", tmp_path / "multi", tmp_path / "digests"
     env = dict(os.environ, OMP_NUM_THREADS="1", **{DEBUG_DIGESTS: str(digests)})
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "sceneseg", "train", *RUN, f"train.out_dir={multi}", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "sceneseg",
+        "train",
+        *RUN,
+        f"train.out_dir={multi}",
+        "--no-progress",
+    ]
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert main(["train", *RUN, f"train.out_dir={single}", "--no-progress"]) == 0
 
     # One set of files, written by rank 0 alone, and one copy of the log.
     tensorboard = ["tensorboard"] if importlib.util.find_spec("tensorboard") else []  # optional
-    assert sorted(p.name for p in multi.iterdir()) == sorted(p.name for p in single.iterdir()) == [
-        "best.pt", "data_split.json", "history.csv", "history.json", "last.pt", "metrics.json", *tensorboard]
+    assert (
+        sorted(p.name for p in multi.iterdir())
+        == sorted(p.name for p in single.iterdir())
+        == [
+            "best.pt",
+            "config.yaml",
+            "data_split.json",
+            "history.csv",
+            "history.json",
+            "last.pt",
+            "metrics.json",
+            *tensorboard,
+        ]
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["digests", "multi", "single"]
     assert done.stdout.count("epoch   1 ") == 1 and done.stdout.count("evaluating best.pt") == 1
     assert "= 2 processes x 4" in done.stdout
@@ -49,7 +81,8 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         ranks = [(digests / f"epoch{epoch}.rank{r}.txt").read_text() for r in (0, 1)]
         assert ranks[0] == ranks[1], f"replicas differ after epoch {epoch}"
     assert (digests / "epoch2.rank0.txt").read_text().strip() == state_digest(
-        load_checkpoint(multi / "last.pt")["model"])
+        load_checkpoint(multi / "last.pt")["model"]
+    )
 
     # Metrics from the confusion matrix summed over ranks (train and val) match the single run.
     one, two = (json.loads((run / "history.json").read_text()) for run in (single, multi))
@@ -70,13 +103,15 @@ def test_ranks_share_each_global_batch_and_skip_whole_batches(world):
     batch = per_process * world
 
     def global_batches(skip: int) -> list[set[int]]:
-        shares = [list(Distributed(rank=r, world_size=world).train_sampler(frames, 7, 3, skip, per_process))
-                  for r in range(world)]
+        shares = [
+            list(Distributed(rank=r, world_size=world).train_sampler(frames, 7, 3, skip, per_process))
+            for r in range(world)
+        ]
         count = min(len(s) for s in shares) // per_process
-        return [set().union(*(s[i * per_process:(i + 1) * per_process] for s in shares)) for i in range(count)]
+        return [set().union(*(s[i * per_process : (i + 1) * per_process] for s in shares)) for i in range(count)]
 
     single = list(Distributed().train_sampler(frames, 7, 3))
-    expected = [set(single[i * batch:(i + 1) * batch]) for i in range(len(frames) // batch)]
+    expected = [set(single[i * batch : (i + 1) * batch]) for i in range(len(frames) // batch)]
     assert global_batches(0) == expected
     assert global_batches(2) == expected[2:]  # resuming after two iterations
 
@@ -92,3 +127,19 @@ def test_sync_batchnorm_keeps_the_checkpoint_layout_and_is_plain_batchnorm_alone
     assert isinstance(synced[1], CpuSyncBatchNorm) and synced.state_dict().keys() == before.keys()
     # Outside a process group it is BatchNorm2d itself, running statistics included.
     assert torch.equal(synced(x), expected)
+
+
+@pytest.mark.parametrize(
+    "environ, cores, threads",
+    [
+        ({"OMP_NUM_THREADS": "1", "LOCAL_WORLD_SIZE": "2"}, 16, 8),  # torchrun's default: replaced by the share
+        ({"LOCAL_WORLD_SIZE": "2"}, 16, 8),  # no OMP_NUM_THREADS at all (another launcher)
+        ({"OMP_NUM_THREADS": "1", "LOCAL_WORLD_SIZE": "4"}, 2, 1),  # more processes than cores: at least one
+        ({"OMP_NUM_THREADS": "3", "LOCAL_WORLD_SIZE": "2"}, 16, None),  # the caller's own choice is kept
+        ({}, 6, 6),
+    ],
+)
+def test_threads_per_process_share_the_cores_unless_the_caller_chose(environ, cores, threads):
+    from sceneseg.distributed import threads_per_process
+
+    assert threads_per_process(environ, cores) == threads

@@ -24,8 +24,14 @@ from sceneseg.export import load_onnx  # noqa: E402  (needs onnxruntime)
 
 FAMILIES = {
     "simple": [],
-    "pspnet": ["model.name=pspnet", "model.backbone=resnet18", "model.num_classes=5", "model.bins=[1, 2, 3, 6]",
-               "eval.mode=slide", "eval.flip=true"],
+    "pspnet": [
+        "model.name=pspnet",
+        "model.backbone=resnet18",
+        "model.num_classes=5",
+        "model.bins=[1, 2, 3, 6]",
+        "eval.mode=slide",
+        "eval.flip=true",
+    ],
 }
 
 
@@ -65,8 +71,18 @@ def test_metadata_travels_and_predict_takes_onnx(exported: dict, tmp_path: Path)
     assert psp.inference_settings.mode == "slide" and psp.inference_settings.flip
     image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "frame.png"), image)
-    code = main(["predict", str(exported["simple"][1]), str(tmp_path / "frame.png"), "--out", str(tmp_path / "out"),
-                 "--short-side", "native", "--no-progress"])
+    code = main(
+        [
+            "predict",
+            str(exported["simple"][1]),
+            str(tmp_path / "frame.png"),
+            "--out",
+            str(tmp_path / "out"),
+            "--short-side",
+            "native",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     label = cv2.imread(str(tmp_path / "out" / "frame_label.png"), cv2.IMREAD_UNCHANGED)
     settings = InferenceSettings(short_side=None)
@@ -89,8 +105,10 @@ def test_pyramid_pooling_is_unchanged_outside_export() -> None:
         assert isinstance(branch[0], torch.nn.AdaptiveAvgPool2d)
         assert torch.equal(branch[0](x), F.adaptive_avg_pool2d(x, size))  # PyTorch's kernel, bit for bit
     assert sorted(ppm.state_dict()) == sorted(
-        f"features.{i}.{key}" for i in range(4) for key in (
-            "1.weight", "2.weight", "2.bias", "2.running_mean", "2.running_var", "2.num_batches_tracked"))
+        f"features.{i}.{key}"
+        for i in range(4)
+        for key in ("1.weight", "2.weight", "2.bias", "2.running_mean", "2.running_var", "2.num_batches_tracked")
+    )
 
 
 def test_bad_files_are_clear_errors(exported: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

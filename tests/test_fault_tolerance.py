@@ -32,8 +32,13 @@ def _start(run: Path, *extra: str) -> subprocess.Popen:
     # Same thread count as this process, which runs the reference and the resumed part: results
     # on the CPU are bit-identical only for equal thread counts.
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()), PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "sceneseg", *_train_args(run, *extra)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sceneseg", *_train_args(run, *extra)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _without_time(run: Path) -> list[dict]:
@@ -46,8 +51,9 @@ def _assert_same_run(run: Path, reference: Path) -> None:
         a, b = load_checkpoint(run / name)["model"], load_checkpoint(reference / name)["model"]
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     metrics = [json.loads((d / "metrics.json").read_text()) for d in (run, reference)]
-    assert [{k: v for k, v in m.items() if k != "eval_seconds"} for m in metrics] == \
-        [{k: v for k, v in metrics[1].items() if k != "eval_seconds"}] * 2
+    assert [{k: v for k, v in m.items() if k != "eval_seconds"} for m in metrics] == [
+        {k: v for k, v in metrics[1].items() if k != "eval_seconds"}
+    ] * 2
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +109,7 @@ def test_stop_signal_saves_a_checkpoint_mid_epoch_and_resume_finishes_exactly(tm
     _assert_same_run(run, reference)
 
 
-def test_non_finite_loss_stops_with_epoch_and_iteration_and_keeps_the_last_checkpoint(tmp_path, monkeypatch,
-                                                                                         capsys):
+def test_non_finite_loss_stops_with_epoch_and_iteration_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
     import sceneseg.training
 
     calls = []
@@ -129,7 +134,7 @@ def test_resume_refuses_another_config_and_a_finished_run(reference, capsys):
     assert main(_train_args(reference, "train.lr=0.5", "data.blur=false", "--resume")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "data.blur (run: True, now: False); train.lr (run: 0.02, now: 0.5)" in err
+    assert "data.blur (run: True, now: False); train.lr (run: 0.01, now: 0.5)" in err
     assert main(_train_args(reference, "--resume")) == 2
     assert f"{reference} already finished its 2 epoch(s)" in capsys.readouterr().err
     assert main(_train_args(reference, "train.epochs=1", "--resume")) == 2

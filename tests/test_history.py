@@ -10,14 +10,27 @@ from sceneseg.history import SCALARS, History, tensorboard_writer
 
 
 def _record(epoch: int, val_miou: float) -> dict:
-    return {"epoch": epoch, "train_loss": 2.0 / epoch, "train_mIoU": 0.1 * epoch, "val_loss": 1.5 / epoch,
-            "val_mIoU": val_miou, "val_mAcc": 0.5, "val_allAcc": 0.8, "lr": 0.01 / epoch, "seconds": 1.0}
+    return {
+        "epoch": epoch,
+        "train_loss": 2.0 / epoch,
+        "train_mIoU": 0.1 * epoch,
+        "val_loss": 1.5 / epoch,
+        "val_mIoU": val_miou,
+        "val_mAcc": 0.5,
+        "val_allAcc": 0.8,
+        "lr": 0.01 / epoch,
+        "seconds": 1.0,
+    }
 
 
 def test_best_epoch_and_files(tmp_path):
     history = History(tmp_path)
-    assert [history.add(_record(e, m)) for e, m in ((1, 0.2), (2, 0.4), (3, 0.4), (4, 0.3))] == \
-        [True, True, False, False]
+    assert [history.add(_record(e, m)) for e, m in ((1, 0.2), (2, 0.4), (3, 0.4), (4, 0.3))] == [
+        True,
+        True,
+        False,
+        False,
+    ]
     assert history.best()["epoch"] == 2
     history.write()
     assert json.loads((tmp_path / "history.json").read_text())[3]["val_mIoU"] == 0.3

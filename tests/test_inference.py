@@ -56,3 +56,23 @@ def test_scales_resize_to_short_side_and_back_to_label_size():
     assert model.shapes == [(12, 16), (24, 32), (48, 64)]
     assert probs.shape == (1, 4, 96, 128)
     torch.testing.assert_close(probs.sum(1), torch.ones(1, 96, 128))
+
+
+def test_settings_of_an_eval_section_share_its_defaults_and_its_checks():
+    import math
+
+    from sceneseg.config import EvalConfig, load_config
+    from sceneseg.errors import ConfigError
+
+    assert InferenceSettings() == InferenceSettings.from_eval(EvalConfig())
+    assert InferenceSettings().stride_rate == 2 / 3
+    assert math.ceil(InferenceSettings().crop_size * InferenceSettings().stride_rate) == 134  # not 135
+    assert InferenceSettings.from_eval(EvalConfig(mode="crop")).mode == "whole"
+    assert InferenceSettings.from_eval(EvalConfig(mode="slide", flip=True)) == InferenceSettings("slide", flip=True)
+    # One minimum, at config load time and at prediction time alike.
+    with pytest.raises(ConfigError, match=r"eval.crop_size = 16: expected at least 32 pixels"):
+        load_config(None, ["eval.crop_size=16"])
+    with pytest.raises(ConfigError, match=r"crop_size = 16: expected at least 32 pixels"):
+        InferenceSettings(crop_size=16).check()
+    with pytest.raises(ConfigError, match=r"mode = 'crop': expected 'whole' or 'slide'"):
+        InferenceSettings(mode="crop").check()

@@ -64,3 +64,19 @@ def test_format_metrics_lists_every_class():
     cm.update(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]))
     text = format_metrics(cm.summary(["Road", "Not_Road"]))
     assert "Road" in text and "Not_Road" in text and "mIoU 0.5000   mAcc 0.7500   allAcc 0.6667" in text
+
+
+def test_all_reduce_sums_over_the_processes_of_the_distributed_it_is_given():
+    from sceneseg.distributed import Distributed
+
+    class TwoEqualRanks(Distributed):
+        def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+            return tensor * 2  # what summing over two ranks holding the same counts gives
+
+    cm = ConfusionMatrix(3)
+    cm.update(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 1, 255]))
+    counts = cm.matrix.clone()
+    cm.all_reduce(Distributed())  # a single process: nothing to sum
+    assert torch.equal(cm.matrix, counts)
+    cm.all_reduce(TwoEqualRanks(rank=0, world_size=2))
+    assert torch.equal(cm.matrix, counts * 2)

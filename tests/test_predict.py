@@ -17,8 +17,7 @@ from sceneseg.config import load_config, to_dict
 from sceneseg.data import CAMVID_CLASSES, CAMVID_PALETTE, KITTI_PALETTE, whole_transform
 from sceneseg.errors import DataError
 from sceneseg.inference import InferenceSettings
-from sceneseg.models import pspnet, to_reference
-from sceneseg.training import build_model
+from sceneseg.models import build_model, pspnet, to_reference
 
 NATIVE = InferenceSettings(mode="whole", short_side=None)
 
@@ -69,12 +68,23 @@ def test_loaded_models_know_their_classes(tmp_path: Path) -> None:
     camvid = sceneseg.load_model(write_checkpoint(tmp_path / "a.pt", ["eval.mode=slide", "eval.flip=true"]))
     assert camvid.class_names == CAMVID_CLASSES and camvid.palette == CAMVID_PALETTE
     assert camvid.inference_settings.mode == "slide" and camvid.inference_settings.flip
-    kitti = sceneseg.load_model(write_checkpoint(tmp_path / "k.pt", ["data.dataset=kitti_road", "model.num_classes=2"],
-                                                 class_names=["Road", "Not_Road"]))
+    kitti = sceneseg.load_model(
+        write_checkpoint(
+            tmp_path / "k.pt", ["data.dataset=kitti_road", "model.num_classes=2"], class_names=["Road", "Not_Road"]
+        )
+    )
     assert kitti.class_names == ("Road", "Not_Road") and kitti.palette == KITTI_PALETTE
-    folder = sceneseg.load_model(write_checkpoint(
-        tmp_path / "f.pt", ["data.dataset=folder", "model.num_classes=2", "data.class_names=[lane, rest]",
-                            "data.palette=[[1, 2, 3], [4, 5, 6]]"]))
+    folder = sceneseg.load_model(
+        write_checkpoint(
+            tmp_path / "f.pt",
+            [
+                "data.dataset=folder",
+                "model.num_classes=2",
+                "data.options.class_names=[lane, rest]",
+                "data.options.palette=[[1, 2, 3], [4, 5, 6]]",
+            ],
+        )
+    )
     assert folder.class_names == ("lane", "rest") and folder.palette == ((1, 2, 3), (4, 5, 6))
     for classes in (11, 5):  # reference checkpoints: CamVid's names for 11 classes, generic ones else
         state = to_reference(pspnet(classes, "resnet18", use_ppm=False).state_dict())
@@ -90,8 +100,22 @@ def test_cli_writes_every_output_at_the_input_size(tmp_path: Path) -> None:
     checkpoint = write_checkpoint(tmp_path / "best.pt")
     paths = write_frames(tmp_path / "in", np.random.default_rng(1))
     out = tmp_path / "out"
-    code = main(["predict", str(checkpoint), str(paths["png"]), str(paths["jpg"].parent), str(paths["video"]),
-                 "--out", str(out), "--short-side", "native", "--batch-size", "2", "--no-progress"])
+    code = main(
+        [
+            "predict",
+            str(checkpoint),
+            str(paths["png"]),
+            str(paths["jpg"].parent),
+            str(paths["video"]),
+            "--out",
+            str(out),
+            "--short-side",
+            "native",
+            "--batch-size",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     model = sceneseg.load_model(checkpoint)
     for name, path, size in (("street", paths["png"], (64, 96)), ("road", paths["jpg"], (70, 90))):
@@ -107,19 +131,26 @@ def test_cli_writes_every_output_at_the_input_size(tmp_path: Path) -> None:
     video.release()
     assert len(frames) == 5 and frames[0].shape == (64, 96, 3)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["drive_overlay.mp4"] + [f"{n}_{k}.png" for n in ("street", "road") for k in ("label", "color", "overlay")])
+        ["drive_overlay.mp4"] + [f"{n}_{k}.png" for n in ("street", "road") for k in ("label", "color", "overlay")]
+    )
 
 
 def test_cli_reports_bad_inputs_and_writes_the_others(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     checkpoint = write_checkpoint(tmp_path / "best.pt")
     paths = write_frames(tmp_path / "in", np.random.default_rng(2))
-    bad = {"broken.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 40 + b"IEND", "broken.mp4": b"no video here" * 20,
-           "notes.txt": b"hello"}
+    bad = {
+        "broken.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 40 + b"IEND",
+        "broken.mp4": b"no video here" * 20,
+        "notes.txt": b"hello",
+    }
     for name, content in bad.items():
         (tmp_path / "in" / name).write_bytes(content)
     out = tmp_path / "out"
-    inputs = [str(tmp_path / "in" / name) for name in bad] + [str(tmp_path / "missing.jpg"), str(paths["png"]),
-                                                                str(paths["video"])]
+    inputs = [str(tmp_path / "in" / name) for name in bad] + [
+        str(tmp_path / "missing.jpg"),
+        str(paths["png"]),
+        str(paths["video"]),
+    ]
     code = main(["predict", str(checkpoint), *inputs, "--out", str(out), "--short-side", "native", "--no-progress"])
     assert code == 2
     errors = capsys.readouterr().err
@@ -127,7 +158,11 @@ def test_cli_reports_bad_inputs_and_writes_the_others(tmp_path: Path, capsys: py
         assert name in errors
     assert "unsupported file type .txt" in errors and "4 input(s) failed" in errors
     assert sorted(p.name for p in out.iterdir()) == [
-        "drive_overlay.mp4", "street_color.png", "street_label.png", "street_overlay.png"]  # no temporary files
+        "drive_overlay.mp4",
+        "street_color.png",
+        "street_label.png",
+        "street_overlay.png",
+    ]  # no temporary files
 
 
 def test_cli_rejects_a_file_that_is_no_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

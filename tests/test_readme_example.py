@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def readme_example() -> str:
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Using a trained model"):]
+    section = text[text.index("## Using a trained model") :]
     section = section[: section.index("\n## ", 1)]
     blocks = re.findall(r"```python\n(.*?)\n```", section, flags=re.S)
     assert len(blocks) == 1, "the section should show exactly one Python example"
@@ -31,7 +31,7 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
     # The example names its inputs in its first lines; point them at the files written here.
     for name, value in (("checkpoint", checkpoint), ("image", image)):
         code, count = re.subn(rf"^{name} = \"[^\"]*\"", f"{name} = {str(value)!r}", code, flags=re.M)
-        assert count == 1, f"the example should start with `{name} = \"...\"`"
+        assert count == 1, f'the example should start with `{name} = "..."`'
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
     picture = cv2.imread(str(tmp_path / "overlay.png"))

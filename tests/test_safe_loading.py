@@ -20,7 +20,7 @@ from sceneseg.cli import main
 from sceneseg.config import load_config
 from sceneseg.distributed import Distributed, init_from_env
 from sceneseg.errors import ConfigError, SceneSegError, WeightsError
-from sceneseg.training import split_batch
+from sceneseg.training_run import split_batch
 from tests.test_cli import TINY
 
 
@@ -74,34 +74,44 @@ def test_every_cli_entry_point_refuses_code_in_a_checkpoint(tmp_path, evil, caps
 
 
 def test_python_entry_points_refuse_code_in_a_checkpoint(evil):
+    from sceneseg.models import build_model
     from sceneseg.models.resnet import RESNETS
     from sceneseg.models.weights import load_backbone_weights
-    from sceneseg.training import build_model
     from sceneseg.transfer import init_from
 
     path, marker = evil
     model = build_model(load_config(None).model)
-    for load in (lambda: sceneseg.load_model(path), lambda: init_from(model, path, log=lambda m: None),
-                 lambda: load_backbone_weights(RESNETS["resnet18"](), path, "resnet18")):
+    for load in (
+        lambda: sceneseg.load_model(path),
+        lambda: init_from(model, path, log=lambda m: None),
+        lambda: load_backbone_weights(RESNETS["resnet18"](), path, "resnet18"),
+    ):
         with pytest.raises(WeightsError, match="refusing to load"):
             load()
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["evaluate"], "sceneseg evaluate: error: the following arguments are required: checkpoint"),
-    (["evaluate", "x.pt", "--mode", "sideways"], "argument --mode: invalid choice: 'sideways'"),
-    (["train", "missing.yaml"], "cannot read config file missing.yaml: No such file or directory"),
-    (["train", "no_such_experiment"], "config 'no_such_experiment' is neither a file nor a built-in config"),
-    (["train", "train.epochs=0"], "train.epochs = 0: expected at least 1"),
-    (["train", "seed=-1"], "seed = -1: expected >= 0"),
-    (["train", *TINY, "model.num_classes=5"], "model.num_classes = 5, but dataset 'camvid' has 11 classes"),
-    (["train", *TINY, "model.name=pspnet", "data.crop_size=32"],
-     "data.crop_size = 32: PSPNet's pyramid pooling needs a layer4 map of at least 6x6"),
-    (["train", *TINY, "model.name=pspnet", "model.zoom_factor=4"], "model.zoom_factor = 4: training needs 8"),
-    (["train", *TINY, "model.name=pspnet", "train.batch_size=1"],
-     "train.batch_size = 1: BatchNorm would normalise over 1 frame(s) of a 1x1 map"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["evaluate"], "sceneseg evaluate: error: the following arguments are required: checkpoint"),
+        (["evaluate", "x.pt", "--mode", "sideways"], "argument --mode: invalid choice: 'sideways'"),
+        (["train", "missing.yaml"], "cannot read config file missing.yaml: No such file or directory"),
+        (["train", "no_such_experiment"], "config 'no_such_experiment' is neither a file nor a built-in config"),
+        (["train", "train.epochs=0"], "train.epochs = 0: expected at least 1"),
+        (["train", "seed=-1"], "seed = -1: expected >= 0"),
+        (["train", *TINY, "model.num_classes=5"], "model.num_classes = 5, but dataset 'camvid' has 11 classes"),
+        (
+            ["train", *TINY, "model.name=pspnet", "data.crop_size=32"],
+            "data.crop_size = 32: PSPNet's pyramid pooling needs a layer4 map of at least 6x6",
+        ),
+        (["train", *TINY, "model.name=pspnet", "model.zoom_factor=4"], "model.zoom_factor = 4: training needs 8"),
+        (
+            ["train", *TINY, "model.name=pspnet", "train.batch_size=1"],
+            "train.batch_size = 1: BatchNorm would normalise over 1 frame(s) of a 1x1 map",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_naming_it(tmp_path, capsys, monkeypatch, argv, expected):
     monkeypatch.chdir(tmp_path)
     assert main([*argv, "--no-progress"] if argv[0] == "train" else argv) == 2
@@ -119,12 +129,16 @@ def test_a_directory_or_a_missing_file_as_checkpoint(tmp_path, capsys):
 
 def test_distributed_settings_are_checked():
     two = Distributed(rank=0, world_size=2)
-    with pytest.raises(ConfigError, match="train.batch_size = 9: it is the global batch, split evenly over the 2 "
-                                          "processes; expected a multiple of 2"):
+    with pytest.raises(
+        ConfigError,
+        match="train.batch_size = 9: it is the global batch, split evenly over the 2 "
+        "processes; expected a multiple of 2",
+    ):
         split_batch(load_config(None, ["train.batch_size=9"]).train, 24, two)
     assert split_batch(load_config(None, ["train.batch_size=8"]).train, 7, two) == (6, 3)
-    with pytest.raises(SceneSegError, match="MASTER_ADDR and MASTER_PORT not set; start distributed training "
-                                            "with torchrun"):
+    with pytest.raises(
+        SceneSegError, match="MASTER_ADDR and MASTER_PORT not set; start distributed training with torchrun"
+    ):
         init_from_env("cpu", {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"})
     with pytest.raises(SceneSegError, match="environment variable RANK='one'"):
         init_from_env("cpu", {"WORLD_SIZE": "2", "RANK": "one"})
@@ -136,5 +150,7 @@ def test_invalid_yaml_is_one_line_with_its_place(tmp_path, capsys):
     broken.write_text("train: [1, 2\n")
     assert main(["train", str(broken)]) == 2
     err = capsys.readouterr().err
-    assert err == (f"sceneseg: error: config file {broken} is not valid YAML: expected ',' or ']', "
-                   "but got '<stream end>' (line 2, column 1)\n")
+    assert err == (
+        f"sceneseg: error: config file {broken} is not valid YAML: expected ',' or ']', "
+        "but got '<stream end>' (line 2, column 1)\n"
+    )

@@ -36,11 +36,17 @@ def test_offline_cpu_study_differs_only_by_its_backbone_row():
             assert config_a.model == config_b.model
         else:
             assert (config_a.model.pretrained, config_b.model.pretrained) == (
-                "imagenet", "runs/camvid_study_cpu_offline/kitti_backbone/best.pt")
+                "imagenet",
+                "runs/camvid_study_cpu_offline/kitti_backbone/best.pt",
+            )
         assert config_a.train.epochs == config_b.train.epochs and config_a.data.root == config_b.data.root
     # the reference figures of the original study are the published ones
     assert {r.name: r.reference.val_mIoU for r in online.rows if r.reference.val_mIoU} == {
-        "simple_scratch": 0.3192, "simple_pretrained": 0.4519, "pspnet_ppm_aux": 0.6167, "kitti_transfer": 0.9222}
+        "simple_scratch": 0.3192,
+        "simple_pretrained": 0.4519,
+        "pspnet_ppm_aux": 0.6167,
+        "kitti_transfer": 0.9222,
+    }
 
 
 def test_settings_replace_variables_and_out_dir():
@@ -48,19 +54,25 @@ def test_settings_replace_variables_and_out_dir():
     row = study.rows[0]
     config = row_config(study, row, ["train.epochs=1"])
     assert (config.data.root, config.train.out_dir, config.train.epochs) == (
-        "/data/camvid", "/tmp/elsewhere/simple_scratch", 1)
+        "/data/camvid",
+        "/tmp/elsewhere/simple_scratch",
+        1,
+    )
     transfer = row_config(study, study.rows[-1])
     assert transfer.train.init_from == "/tmp/elsewhere/pspnet_ppm_aux/best.pt"
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda s: s.replace("    label: \"1. Simple, from scratch\"\n", ""), r"rows\[0\]: missing key\(s\) label"),
-    (lambda s: s.replace("name: pspnet", "name: simple"), "row names must be unique"),
-    (lambda s: s.replace("pick: worst", "pick: median"), "report.pick = 'median'"),
-    (lambda s: s.replace("reference: {val_mIoU: 0.3192}", "reference: {test_mIoU: 0.3}"), "test_mIoU"),
-    (lambda s: s.replace("{backbone}", "{backbon}"), "unknown variable 'backbon'"),
-    (lambda s: s.replace("rows:", "rowz:"), "rowz"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.replace('    label: "1. Simple, from scratch"\n', ""), r"rows\[0\]: missing key\(s\) label"),
+        (lambda s: s.replace("name: pspnet", "name: simple"), "row names must be unique"),
+        (lambda s: s.replace("pick: worst", "pick: median"), "report.pick = 'median'"),
+        (lambda s: s.replace("reference: {val_mIoU: 0.3192}", "reference: {test_mIoU: 0.3}"), "test_mIoU"),
+        (lambda s: s.replace("{backbone}", "{backbon}"), "unknown variable 'backbon'"),
+        (lambda s: s.replace("rows:", "rowz:"), "rowz"),
+    ],
+)
 def test_bad_study_files_name_the_problem(tmp_path, edit, message):
     path = write_study(tmp_path, tmp_path / "out", tmp_path / "kitti")
     path.write_text(edit(path.read_text()))
@@ -71,8 +83,11 @@ def test_bad_study_files_name_the_problem(tmp_path, edit, message):
 
 
 def test_unknown_settings_and_studies_are_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown study setting study.backbon; known: study.out_dir, "
-                                          r"study.backbone, study.camvid_root"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown study setting study.backbon; known: study.out_dir, "
+        r"study.backbone, study.camvid_root",
+    ):
         load_study("camvid_study_cpu", ["backbon=x"])
     with pytest.raises(ConfigError, match="neither a file nor a built-in study .*camvid_study_cpu"):
         load_study("no_such_study")
@@ -103,8 +118,13 @@ def test_an_interrupted_row_resumes_and_a_failed_row_does_not_stop_the_others(tm
     study_file = write_study(tmp_path, tmp_path / "out", tmp_path / "no_kitti_here")
     study = load_study(study_file)
     with pytest.raises(TrainingStopped):
-        run_study(study, TINY, lambda config, resume: train_and_evaluate(
-            config, Path(config.train.out_dir), resume, show_progress=False, should_stop=lambda: True))
+        run_study(
+            study,
+            TINY,
+            lambda config, resume: train_and_evaluate(
+                config, Path(config.train.out_dir), resume, show_progress=False, should_stop=lambda: True
+            ),
+        )
     simple = row_config(study, study.rows[0], TINY)
     assert row_state(simple) == "partial" and "interrupted" in load_checkpoint(tmp_path / "out/simple/last.pt")
 
@@ -114,7 +134,7 @@ def test_an_interrupted_row_resumes_and_a_failed_row_does_not_stop_the_others(tm
     assert "row kitti failed: dataset root" in captured.err and "no_kitti_here" in captured.err
     assert "1 row(s) failed (kitti)" in captured.err
     assert [r["epoch"] for r in json.loads((tmp_path / "out/simple/history.json").read_text())] == [1, 2]
-    assert row_state(simple) == "done" and (tmp_path / "out/pspnet/metrics.json").is_file()
+    assert row_state(simple) == "finished" and (tmp_path / "out/pspnet/metrics.json").is_file()
     # the report still covers the rows that finished
     assert "3. Row 2 on KITTI road" not in (tmp_path / "out/report/README.md").read_text()
     assert "2. PSPNet, backbone of row 1" in (tmp_path / "out/report/README.md").read_text()

@@ -9,7 +9,7 @@ from sceneseg.engine import train_one_epoch
 from sceneseg.errors import WeightsError
 from sceneseg.inference import Precision
 from sceneseg.models import pspnet, simple_segmentation_net, to_reference
-from sceneseg.training import build_optimizer
+from sceneseg.training_run import build_optimizer
 from sceneseg.transfer import init_from
 
 FINAL = ("cls.4.weight", "cls.4.bias", "aux.4.weight", "aux.4.bias")
@@ -63,8 +63,9 @@ def test_frozen_backbone_stays_put_while_heads_train():
     config = load_config(None, ["train.epochs=1"]).train
     optimizer, scheduler = build_optimizer(model, config, iters_per_epoch=2)
     assert len(optimizer.param_groups[0]["params"]) == 0  # no backbone parameter to optimise
-    train_one_epoch(model, [(images, target)] * 2, optimizer, scheduler, Precision(torch.device("cpu")), 3, 1,
-                    show_progress=False)
+    train_one_epoch(
+        model, [(images, target)] * 2, optimizer, scheduler, Precision(torch.device("cpu")), 3, 1, show_progress=False
+    )
     after = model.state_dict()
     for key in before:
         if key.startswith("backbone."):

@@ -62,13 +62,16 @@ def test_legend_fits_tiny_frames() -> None:
     assert out.shape == image.shape
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: sceneseg.colorize(np.zeros((2, 2, 1), int), PALETTE), "expected an \\(H, W\\) integer array"),
-    (lambda: sceneseg.colorize(np.zeros((2, 2), int), [(1, 2)]), "one \\(R, G, B\\) triple"),
-    (lambda: sceneseg.overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), int), PALETTE), "differ"),
-    (lambda: sceneseg.overlay(np.zeros((4, 4, 3), np.float32), np.zeros((4, 4), int), PALETTE), "RGB uint8"),
-    (lambda: sceneseg.overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), int), PALETTE, alpha=2), "alpha"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: sceneseg.colorize(np.zeros((2, 2, 1), int), PALETTE), "expected an \\(H, W\\) integer array"),
+        (lambda: sceneseg.colorize(np.zeros((2, 2), int), [(1, 2)]), "one \\(R, G, B\\) triple"),
+        (lambda: sceneseg.overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), int), PALETTE), "differ"),
+        (lambda: sceneseg.overlay(np.zeros((4, 4, 3), np.float32), np.zeros((4, 4), int), PALETTE), "RGB uint8"),
+        (lambda: sceneseg.overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), int), PALETTE, alpha=2), "alpha"),
+    ],
+)
 def test_bad_input_is_a_clear_error(call, message: str) -> None:
     with pytest.raises(DataError, match=message):
         call()

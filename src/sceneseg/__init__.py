@@ -13,7 +13,7 @@ _LAZY = {"load_model": "api", "predict": "api", "colorize": "visualize", "overla
 
 
 def __getattr__(name: str) -> Any:
-    # These pull in torch, OpenCV and the training stack; resolving them on first use keeps
+    # These pull in torch and OpenCV; resolving them on first use keeps
     # `import sceneseg` (the CLI's --help, version checks) light.
     if name in _LAZY:
         import importlib

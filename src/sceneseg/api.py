@@ -6,29 +6,29 @@ A loaded model carries what drawing and inference need besides its weights: `cla
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .builders import dataset_classes
 from .checkpoint import FORMAT, is_sceneseg_checkpoint, load_checkpoint, read_weights_file
 from .config import Config, config_from_dict
-from .data import CAMVID_CLASSES, CAMVID_PALETTE, KITTI_CLASSES, KITTI_PALETTE, IMAGENET_MEAN, IMAGENET_STD
+from .data import CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD
 from .data.base import read_image
 from .errors import ConfigError, DataError, WeightsError
 from .inference import InferenceSettings, Precision, predict_probs
+from .models import build_model
 from .models.pspnet import pspnet
 from .models.reference import from_reference, infer_reference_config, is_reference_pspnet
 from .models.weights import load_strict
-from .training import build_model
 from .visualize import generated_palette
 
 
-def load_model(
-    path: str | Path, num_classes: int | None = None, device: str | torch.device = "cpu"
-) -> torch.nn.Module:
+def load_model(path: str | Path, num_classes: int | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
     """An eval-mode model from `path`, whose output ["out"] has the input's H and W.
 
     `path` is a sceneseg checkpoint (`sceneseg train`'s last.pt/best.pt: the model is rebuilt from
@@ -43,7 +43,8 @@ def load_model(
     if is_sceneseg_checkpoint(content):
         checkpoint = load_checkpoint(path, content)
         model, state, config = _sceneseg_model(checkpoint, path, num_classes)
-        describe(model, *_dataset_metadata(config, checkpoint.get("class_names")), _eval_settings(config))
+        names, palette = _dataset_metadata(config, checkpoint.get("class_names"))
+        describe(model, names, palette, InferenceSettings.from_eval(config.eval))
     elif is_reference_pspnet(content):
         model, state = _reference_model(content, path, num_classes)
         # The reference's CamVid models have 11 classes in the order sceneseg uses too.
@@ -59,8 +60,12 @@ def load_model(
     return model.to(device).eval()
 
 
-def describe(model: Any, class_names: Sequence[str] | None = None, palette: Sequence[Sequence[int]] | None = None,
-             settings: InferenceSettings | None = None) -> None:
+def describe(
+    model: Any,
+    class_names: Sequence[str] | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
+    settings: InferenceSettings | None = None,
+) -> None:
     """Attach `class_names`, `palette` and `inference_settings` to `model` (needs `num_classes`).
 
     Names or a palette that do not have one entry per class are replaced by generic ones
@@ -77,21 +82,11 @@ def describe(model: Any, class_names: Sequence[str] | None = None, palette: Sequ
 
 
 def _dataset_metadata(config: Config, stored_names: Any) -> tuple[Sequence[str] | None, Any]:
-    data = config.data
-    names, palette = {"camvid": (CAMVID_CLASSES, CAMVID_PALETTE), "kitti_road": (KITTI_CLASSES, KITTI_PALETTE),
-                      "folder": (data.class_names, data.palette)}.get(data.dataset, (None, None))
+    names, palette = dataset_classes(config.data)
     # `sceneseg train` stores the names of the classes it trained on, which is the better source.
     if isinstance(stored_names, (list, tuple)) and all(isinstance(name, str) for name in stored_names):
         names = stored_names
     return names, palette
-
-
-def _eval_settings(config: Config) -> InferenceSettings:
-    evaluation = config.eval
-    # "crop" scores centre crops during training; a prediction wants the whole frame.
-    return InferenceSettings(mode="slide" if evaluation.mode == "slide" else "whole",
-                             short_side=evaluation.short_side, crop_size=evaluation.crop_size,
-                             stride_rate=evaluation.stride_rate, flip=evaluation.flip, scales=evaluation.scales)
 
 
 def _sceneseg_model(
@@ -111,8 +106,9 @@ def _sceneseg_model(
     except ConfigError as exc:
         raise WeightsError(f"{path}: the config stored in it is not valid: {exc}") from None
     if num_classes is not None and num_classes != config.model.num_classes:
-        raise WeightsError(f"{path} has {config.model.num_classes} classes, "
-                           f"but num_classes={num_classes} was asked for")
+        raise WeightsError(
+            f"{path} has {config.model.num_classes} classes, but num_classes={num_classes} was asked for"
+        )
     return model, checkpoint["model"], config
 
 
@@ -121,10 +117,10 @@ def _reference_model(
 ) -> tuple[torch.nn.Module, Mapping[str, Tensor]]:
     options = infer_reference_config(content)
     if num_classes is not None and num_classes != options["num_classes"]:
-        raise WeightsError(f"{path} has {options['num_classes']} classes (cls.4.weight), "
-                           f"but num_classes={num_classes} was asked for")
+        raise WeightsError(
+            f"{path} has {options['num_classes']} classes (cls.4.weight), but num_classes={num_classes} was asked for"
+        )
     return pspnet(**options), from_reference(content)
-
 
 
 def preprocess(images: Sequence[np.ndarray]) -> Tensor:
@@ -136,24 +132,13 @@ def preprocess(images: Sequence[np.ndarray]) -> Tensor:
     return ((batch - mean) / std).contiguous()
 
 
-def check_settings(settings: InferenceSettings) -> None:
-    """Values predict_probs cannot work with, as one ConfigError."""
-    problems = [
-        (settings.mode in ("whole", "slide"), f"mode {settings.mode!r}: expected 'whole' or 'slide'"),
-        (settings.short_side is None or settings.short_side >= 8,
-         f"short side {settings.short_side}: expected at least 8 pixels, or none for the frame's size"),
-        (settings.crop_size >= 8, f"crop size {settings.crop_size}: expected at least 8 pixels"),
-        (0 < settings.stride_rate <= 1, f"stride rate {settings.stride_rate}: expected a value in (0, 1]"),
-        (len(settings.scales) > 0 and min(settings.scales) > 0,
-         f"scales {list(settings.scales)}: expected one or more positive factors"),
-    ]
-    for ok, message in problems:
-        if not ok:
-            raise ConfigError(f"inference settings: {message}")
-
-
-def predict_batch(model: Any, frames: Sequence[np.ndarray], settings: InferenceSettings, bf16: bool = False,
-                  return_probs: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def predict_batch(
+    model: Any,
+    frames: Sequence[np.ndarray],
+    settings: InferenceSettings,
+    bf16: bool = False,
+    return_probs: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Label maps (N, H, W) and, if asked, probabilities (N, C, H, W) of same-size RGB frames."""
     parameter = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
     precision = Precision(parameter.device if parameter is not None else torch.device("cpu"), bf16=bf16)
@@ -164,8 +149,13 @@ def predict_batch(model: Any, frames: Sequence[np.ndarray], settings: InferenceS
     return labels.cpu().numpy(), probs.cpu().numpy() if return_probs else None
 
 
-def predict(model: Any, image: np.ndarray | str | Path, settings: InferenceSettings | None = None,
-            return_probs: bool = False, bf16: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: Any,
+    image: np.ndarray | str | Path,
+    settings: InferenceSettings | None = None,
+    return_probs: bool = False,
+    bf16: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Segment one frame: the label map (H, W) at the image's size, uint8 (int64 beyond 256 classes).
 
     `model` comes from `load_model` (or `sceneseg.export.load_onnx`); `image` is an RGB uint8
@@ -178,7 +168,6 @@ def predict(model: Any, image: np.ndarray | str | Path, settings: InferenceSetti
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise DataError(f"image of shape {image.shape} and type {image.dtype}: expected RGB uint8 (H, W, 3)")
-    settings = settings or getattr(model, "inference_settings", None) or InferenceSettings()
-    check_settings(settings)
+    settings = (settings or getattr(model, "inference_settings", None) or InferenceSettings()).check()
     labels, probs = predict_batch(model, [image], settings, bf16=bf16, return_probs=return_probs)
     return (labels[0], probs[0]) if return_probs else labels[0]

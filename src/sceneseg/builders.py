@@ -1,22 +1,21 @@
-"""Build the pieces an experiment names (datasets, model, optimizer), and check they fit together.
+"""Build the datasets a config names, and tell their classes without reading them.
 
-Checks that need the built objects (the dataset's size, the model's output stride) live here; the
-config's own range checks are in config.validate.
+Used by training, evaluation, `sceneseg data check` and model loading alike (the training-only
+pieces, optimizer and batch split, are built in training_run). The config's own range checks are
+in config.validate.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
+import typing
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from .config import SAMPLE, Config, DataConfig, ModelConfig, TrainConfig
-from .data import SAMPLE_ROOT, CamVid, FolderDataset, KittiRoad, SegmentationDataset, train_transform, val_transform, whole_transform
-from .distributed import Distributed
+from .config import SAMPLE, DataConfig
+from .data import DATASETS, SAMPLE_ROOT, SegmentationDataset, train_transform, val_transform, whole_transform
 from .errors import ConfigError
-from .models import MODELS
+from .typecheck import check_type, did_you_mean
 
 
 def data_root(config: DataConfig) -> Path:
@@ -25,100 +24,96 @@ def data_root(config: DataConfig) -> Path:
 
 def _transform(config: DataConfig, mode: str):
     if mode == "train" and config.data_aug:
-        return train_transform(config.short_side, config.crop_size, (config.scale_min, config.scale_max),
-                               config.rotate, config.blur)
+        return train_transform(
+            config.short_side, config.crop_size, (config.scale_min, config.scale_max), config.rotate, config.blur
+        )
     if mode in ("train", "crop"):
         return val_transform(config.short_side, config.crop_size)
     return whole_transform(None)
 
 
-def build_dataset(config: DataConfig, split: str, mode: str, seed: int = 0) -> SegmentationDataset:
-    """`mode`: "train" (augmented, or val transform when data_aug is off), "crop", or "whole"
-    (frames at their own size: evaluation resizes them itself)."""
-    transform, root = _transform(config, mode), data_root(config)
-    resize = tuple(config.resize) if config.resize else None
-    list_file = {"train": config.train_list, "val": config.val_list}.get(split)
-    common = dict(transform=transform, cache=config.cache, seed=seed)
-    used = {"camvid": ("train_list", "val_list"),
-            "kitti_road": ("resize", "label_policy", "split_mode", "val_ratio", "split_seed"),
-            "folder": ("train_list", "val_list", "resize", "class_names", "palette", "images", "masks")}
-    if config.dataset not in used:
-        raise ConfigError(f"data.dataset = {config.dataset!r}: expected one of {', '.join(used)}")
-    for key in sorted(set().union(*used.values())):
-        if getattr(config, key) is not None and key not in used[config.dataset]:
-            raise ConfigError(f"data.{key} does not apply to dataset {config.dataset!r}; set it to null")
-    if config.dataset == "camvid":
-        return CamVid(root, split, list_file=root / list_file if list_file else None, **common)
-    if config.dataset == "kitti_road":
-        return KittiRoad(root, split, policy=config.label_policy or "kitti", split_mode=config.split_mode or "cs6476",
-                         val_ratio=config.val_ratio or 0.1, split_seed=config.split_seed or 0, resize=resize, **common)
-    if not config.class_names:
-        raise ConfigError("data.class_names: the folder dataset needs the list of class names")
-    return FolderDataset(root, config.class_names, images=config.images or "images", masks=config.masks or "masks",
-                         palette=config.palette, list_file=list_file, resize=resize, **common)
+# Constructor arguments build_dataset passes itself; every other argument is a dataset option.
+_GENERAL_ARGUMENTS = ("root", "split", "transform", "list_file", "cache", "seed")
 
 
-def build_model(config: ModelConfig) -> torch.nn.Module:
-    """Call the factory `MODELS[config.name]` with the options set (not null) in `config`."""
-    if config.name not in MODELS:
-        raise ConfigError(f"model.name = {config.name!r}: expected one of {', '.join(sorted(MODELS))}")
-    factory = MODELS[config.name]
-    options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name" and v is not None}
-    accepted = inspect.signature(factory).parameters
-    foreign = sorted(set(options) - set(accepted))
-    if foreign:
-        raise ConfigError(f"model.{foreign[0]} does not apply to model {config.name!r}; set it to null "
-                          f"(its options: {', '.join(k for k in accepted if k != 'num_classes')})")
-    return factory(**options)
+def dataset_options(config: DataConfig) -> tuple[type[SegmentationDataset], dict[str, Any]]:
+    """The class `data.dataset` names and `data.options` checked against its constructor: every
+    option must be one of its arguments, of the annotated type; those without a default are required.
+    Left-out options keep the constructor's defaults, which live there only."""
+    if config.dataset not in DATASETS:
+        raise ConfigError(
+            f"data.dataset = {config.dataset!r}: expected one of {', '.join(DATASETS)}"
+            f"{did_you_mean(config.dataset, DATASETS)}"
+        )
+    cls = DATASETS[config.dataset]
+    parameters = inspect.signature(cls).parameters
+    accepted = [name for name in parameters if name not in _GENERAL_ARGUMENTS]
+    for name in config.options:
+        if name not in accepted:
+            raise ConfigError(
+                f"data.options.{name}: dataset {config.dataset!r} has no such option"
+                f"{did_you_mean(name, accepted)} (its options: {', '.join(accepted) or 'none'})"
+            )
+    for name in accepted:
+        if parameters[name].default is inspect.Parameter.empty and name not in config.options:
+            raise ConfigError(
+                f"data.options.{name}: dataset {config.dataset!r} needs it (its options: {', '.join(accepted)})"
+            )
+    for key in ("train_list", "val_list"):
+        if getattr(config, key) is not None and "list_file" not in parameters:
+            raise ConfigError(
+                f"data.{key} = {getattr(config, key)!r}: dataset {config.dataset!r} takes no list file; expected null"
+            )
+    hints = typing.get_type_hints(cls.__init__)
+    return cls, {name: check_type(value, hints[name], f"data.options.{name}") for name, value in config.options.items()}
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainConfig, iters_per_epoch: int):
-    """SGD with the head at `head_lr_mult` times the backbone's rate, and a per-iteration poly schedule
-    (after an optional linear warm-up, which keeps a randomly initialised net from blowing up)."""
-    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
-    head = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
-    optimizer = torch.optim.SGD(
-        [{"params": backbone, "lr": config.lr * config.backbone_lr_mult},
-         {"params": head, "lr": config.lr * config.head_lr_mult}],
-        lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-    )
-    max_iter = config.epochs * iters_per_epoch
-
-    def factor(it: int) -> float:
-        warmup = min(1.0, (it + 1) / config.warmup_iters) if config.warmup_iters else 1.0
-        return warmup * max(0.0, 1.0 - it / max_iter) ** config.poly_power
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    return optimizer, scheduler
+def _split_and_list(config: DataConfig, role: str, split: str | None) -> tuple[str, str | None]:
+    """The split a role reads and its list file; see build_dataset."""
+    by_role = {"train": (config.train_split, config.train_list), "val": (config.val_split, config.val_list)}
+    own_split, own_list = by_role[role]
+    if split is None or split == own_split:
+        return own_split, own_list
+    other_split, other_list = by_role["val" if role == "train" else "train"]
+    return split, other_list if split == other_split else None
 
 
-def split_batch(config: TrainConfig, frames: int, dist: Distributed) -> tuple[int, int]:
-    """(global batch, batch per process): train.batch_size is the global batch, shared out evenly,
-    and shrunk to what `frames` allows (drop_last: BatchNorm dislikes a batch of one)."""
-    world = dist.world_size
-    if config.batch_size % world:
-        raise ConfigError(f"train.batch_size = {config.batch_size}: it is the global batch, split evenly over "
-                          f"the {world} processes; expected a multiple of {world}")
-    if frames < world:
-        raise ConfigError(f"the train split has {frames} frame(s), fewer than the {world} processes")
-    batch = min(config.batch_size, frames - frames % world)
-    return batch, batch // world
+def build_dataset(
+    config: DataConfig, role: str, mode: str, seed: int = 0, split: str | None = None
+) -> SegmentationDataset:
+    """The dataset of a `role`: "train" reads data.train_split with data.train_list, "val" data.val_split
+    with data.val_list. `split` names another split to read instead (`sceneseg evaluate --split test`):
+    it takes the list file of the role whose split it is, and none if it is neither role's split.
+
+    `mode`: "train" (augmented, or val transform when data_aug is off), "crop", or "whole" (frames at
+    their own size: evaluation resizes them itself)."""
+    cls, options = dataset_options(config)
+    root = data_root(config)
+    split, list_file = _split_and_list(config, role, split)
+    if list_file is not None:
+        options["list_file"] = root / list_file
+    return cls(root, split=split, transform=_transform(config, mode), cache=config.cache, seed=seed, **options)
 
 
-def check_trainable(config: Config, model: torch.nn.Module, batchnorm_batch: int) -> None:
-    """Shape rules a config check cannot see: they depend on the built model's strides and bins."""
-    crop = config.data.crop_size
-    stride = getattr(getattr(model, "backbone", None), "output_stride", 32)
-    if getattr(model, "zoom_factor", 8) != 8:
-        raise ConfigError(f"model.zoom_factor = {model.zoom_factor}: training needs 8 (logits at the label's size); "
-                          "other factors are for inference only")
-    ppm = getattr(model, "ppm", None)
-    if ppm is not None and crop // stride < max(ppm.bins):
-        raise ConfigError(f"data.crop_size = {crop}: PSPNet's pyramid pooling needs a layer4 map of at least "
-                          f"{max(ppm.bins)}x{max(ppm.bins)} (the largest of model.bins) at output stride {stride}, "
-                          f"so expected data.crop_size >= {stride * max(ppm.bins)}")
-    cells = min(ppm.bins) ** 2 if ppm is not None else max(crop // stride, 1) ** 2
-    if batchnorm_batch * cells < 2:
-        raise ConfigError(f"train.batch_size = {config.train.batch_size}: BatchNorm would normalise over "
-                          f"{batchnorm_batch} frame(s) of a {int(cells ** 0.5)}x{int(cells ** 0.5)} map, a single "
-                          "value per channel; expected at least 2 frames per process (or train.sync_bn=true)")
+def build_train_val(
+    config: DataConfig, seed: int = 0, modes: tuple[str, str] = ("train", "crop")
+) -> tuple[SegmentationDataset, SegmentationDataset]:
+    """The train and val datasets of a run (transforms by `modes`, see build_dataset), refused when they
+    share a frame: validating on training frames would overstate every metric."""
+    train_set = build_dataset(config, "train", modes[0], seed=seed)
+    val_set = build_dataset(config, "val", modes[1])
+    train_images = {image.resolve() for image, _ in train_set.pairs}
+    shared = [image for image, _ in val_set.pairs if image.resolve() in train_images]
+    if shared:
+        raise ConfigError(
+            f"the train and val splits share {len(shared)} frame(s), e.g. {shared[0]}; expected "
+            "disjoint splits (check data.train_split/val_split, the list files or data.options)"
+        )
+    return train_set, val_set
+
+
+def dataset_classes(config: DataConfig) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
+    """Class names and palette of the configured dataset without reading its files: the dataset class's
+    own, or those its options give (folder). The palette is () where the dataset has none."""
+    cls, options = dataset_options(config)
+    return tuple(options.get("class_names", cls.class_names)), tuple(options.get("palette") or cls.palette)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal
 
 import torch
 
@@ -69,8 +70,9 @@ def read_weights_file(path: str | Path) -> Any:
             "the file; only tensors, numbers, strings and containers are accepted"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise WeightsError(f"cannot read {path}: not a PyTorch checkpoint or truncated "
-                           f"({str(exc).split('. ')[0]})") from None
+        raise WeightsError(
+            f"cannot read {path}: not a PyTorch checkpoint or truncated ({str(exc).split('. ')[0]})"
+        ) from None
 
 
 def is_sceneseg_checkpoint(content: Any) -> bool:
@@ -101,8 +103,11 @@ def config_differences(stored: Config, given: Config, allowed: Sequence[str] = R
     """Dotted keys whose values differ, as "key (run: old, now: new)", except the `allowed` ones
     (a key, or a section prefix ending in a dot)."""
     old, new = _flatten(to_dict(stored)), _flatten(to_dict(given))
-    return [f"{key} (run: {old[key]!r}, now: {new[key]!r})" for key in sorted(old)
-            if old[key] != new[key] and not any(key == a or (a.endswith(".") and key.startswith(a)) for a in allowed)]
+    return [
+        f"{key} (run: {old[key]!r}, now: {new[key]!r})"
+        for key in sorted(old)
+        if old[key] != new[key] and not any(key == a or (a.endswith(".") and key.startswith(a)) for a in allowed)
+    ]
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -115,10 +120,28 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+RunState = Literal["new", "partial", "finished"]
+
+
+def run_state(run_dir: Path, epochs: int, last: dict[str, Any] | None = None) -> RunState:
+    """Whether `run_dir` holds no run ("new"), a run to resume ("partial") or a finished one.
+
+    Finished: last.pt closes epoch `epochs` (train.epochs) with no part-way epoch after it, and the
+    final evaluation wrote metrics.json. A run stopped during that evaluation is partial: resuming
+    runs just the evaluation. `last` is last.pt's content, where the caller has read it already.
+    """
+    if last is None:
+        if not (run_dir / "last.pt").is_file():
+            return "new"
+        last = load_checkpoint(run_dir / "last.pt")
+    done = last["epoch"] == epochs and "interrupted" not in last
+    return "finished" if done and (run_dir / "metrics.json").is_file() else "partial"
+
+
 def checkpoint_to_resume(config: Config, run_dir: Path) -> dict[str, Any]:
     """last.pt of `run_dir`, once checked that `config` continues it (`train --resume`)."""
     last = run_dir / "last.pt"
-    if not last.is_file():
+    if not last.is_file():  # run_state's "new", without reading last.pt twice
         raise SceneSegError(f"--resume: no checkpoint {last} to resume from; train without --resume first")
     resume = load_checkpoint(last)
     try:
@@ -127,14 +150,20 @@ def checkpoint_to_resume(config: Config, run_dir: Path) -> dict[str, Any]:
         raise WeightsError(f"{last}: the config stored in it is not valid: {exc}") from None
     differences = config_differences(stored, config)
     if differences:
-        raise ConfigError(f"--resume: the config given differs from the one {run_dir} was trained with: "
-                          f"{'; '.join(differences)}. Give the same config and overrides (only "
-                          f"{', '.join(RESUMABLE_KEYS)}* may change), or train into another train.out_dir")
+        raise ConfigError(
+            f"--resume: the config given differs from the one {run_dir} was trained with: "
+            f"{'; '.join(differences)}. Give the same config and overrides (only "
+            f"{', '.join(RESUMABLE_KEYS)}* may change), or train into another train.out_dir"
+        )
     done = resume["epoch"]
     if config.train.epochs < done:
-        raise ConfigError(f"train.epochs = {config.train.epochs}, but {run_dir} has already trained {done} epochs; "
-                          f"expected at least {done}")
-    if config.train.epochs == done and "interrupted" not in resume and (run_dir / "metrics.json").is_file():
-        raise SceneSegError(f"--resume: {run_dir} already finished its {done} epoch(s) (metrics.json); give "
-                            f"train.epochs=<more than {done}> to train longer, or choose another train.out_dir")
+        raise ConfigError(
+            f"train.epochs = {config.train.epochs}, but {run_dir} has already trained {done} epochs; "
+            f"expected at least {done}"
+        )
+    if run_state(run_dir, config.train.epochs, resume) == "finished":
+        raise SceneSegError(
+            f"--resume: {run_dir} already finished its {done} epoch(s) (metrics.json); give "
+            f"train.epochs=<more than {done}> to train longer, or choose another train.out_dir"
+        )
     return resume

@@ -1,7 +1,8 @@
 """The `sceneseg` command line: train, evaluate, data check, predict, export.
 
-This is the only module that reads config files. Errors caused by input (files, values,
-checkpoints) are printed as one line with a hint, never as a traceback.
+The commands are declared here; `train` and `study` live in cli_train. The command line is what
+reads config files. Errors caused by input (files, values, checkpoints) are printed as one line
+with a hint, never as a traceback.
 """
 
 from __future__ import annotations
@@ -10,125 +11,39 @@ import argparse
 import dataclasses
 import json
 import os
-import shlex
-import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
-from .checkpoint import checkpoint_to_resume, load_checkpoint, write_text_atomic
-from .config import SAMPLE, Config, config_from_dict, load_config
-from .errors import SceneSegError
+from .checkpoint import load_checkpoint, write_text_atomic
+from .cli_train import study_command, train_command
+from .config import SAMPLE, config_from_dict, load_config, resolve_config_path, to_yaml
+from .errors import ConfigError, DataError, SceneSegError
 from .metrics import format_metrics
-
-if TYPE_CHECKING:
-    from .distributed import Distributed
-
-
-def _train(args: argparse.Namespace) -> int:
-    from .distributed import init_from_env
-
-    config = load_config(args.config, args.overrides)
-    run_dir = Path(config.train.out_dir)
-    if args.resume:
-        resume = checkpoint_to_resume(config, run_dir)
-    elif (run_dir / "last.pt").exists():
-        raise SceneSegError(
-            f"{run_dir} already holds a run (last.pt); pass --resume to continue it, or choose another "
-            f"folder with train.out_dir=..."
-        )
-    else:
-        resume = None
-    # Every process of a torchrun job gets here with the same arguments; from here on, rank 0
-    # alone writes and prints.
-    dist = init_from_env(config.device)
-    try:
-        return _train_and_evaluate(args, config, run_dir, resume, dist)
-    finally:
-        dist.cleanup()
-
-
-def _train_and_evaluate(args: argparse.Namespace, config: Config, run_dir: Path, resume: dict | None,
-                        dist: Distributed) -> int:
-    from .stopping import TrainingStopped, stop_on_signals
-    from .training import train_and_evaluate
-
-    say = print if dist.is_main else (lambda *a, **k: None)
-    # The handlers cover the epochs only: the final evaluation is not resumable part-way, and a
-    # signal there ends it as usual (--resume then runs just the evaluation).
-    with stop_on_signals() as request:
-        try:
-            summary = train_and_evaluate(config, run_dir, resume=resume, show_progress=not args.no_progress,
-                                         log=lambda message: say(message, flush=True), dist=dist,
-                                         should_stop=request)
-        except TrainingStopped as stop:
-            again = ["sceneseg", "train", *([args.config] if args.config else []), *args.overrides, "--resume",
-                     *(["--no-progress"] if args.no_progress else [])]
-            command = shlex.join(again)
-            if dist.enabled:
-                command = f"torchrun <the same torchrun options> -m {command}"
-            say(f"sceneseg: {stop}. Resume with:\n  {command}", file=sys.stderr, flush=True)
-            # Another rank's signal stopped this one: report it as a termination request.
-            return 128 + (request.signum or signal.SIGTERM)
-    say(format_metrics(summary))
-    say(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt")
-    return 0
-
-
-def _study(args: argparse.Namespace) -> int:
-    from .stopping import TrainingStopped, stop_on_signals
-    from .study import load_study, run_study
-    from .training import train_and_evaluate
-
-    settings = [o.removeprefix("study.") for o in args.overrides if o.startswith("study.")]
-    overrides = [o for o in args.overrides if not o.startswith("study.")]
-    study = load_study(args.study, settings)
-    print(f"study {study.name}: {len(study.rows)} rows into {study.out_dir}/")
-    with stop_on_signals() as request:
-        try:
-            failures = run_study(study, overrides, lambda config, resume: train_and_evaluate(
-                config, Path(config.train.out_dir), resume, show_progress=not args.no_progress,
-                should_stop=request), only=args.only)
-        except TrainingStopped as stop:
-            again = shlex.join(["sceneseg", "study", args.study, *args.overrides,
-                                *(["--only", *args.only] if args.only else [])])
-            print(f"sceneseg: {stop}. Finished rows are kept; continue with:\n  {again}", file=sys.stderr)
-            return 128 + (request.signum or signal.SIGTERM)
-    if not args.no_report:
-        from .report import build_report
-
-        run_dirs = [Path(study.out_dir) / row.name for row in study.rows
-                    if (Path(study.out_dir) / row.name / "metrics.json").is_file()]
-        out = Path(study.out_dir) / "report"
-        build_report(run_dirs, out, study.report, title=f"Study {study.name}", intro=study.description,
-                     show_progress=not args.no_progress)
-        print(f"\nreport: {out / 'index.html'} (open it in a browser) and {out / 'README.md'}")
-    if failures:
-        raise SceneSegError(f"{len(failures)} row(s) failed ({', '.join(name for name, _ in failures)}), "
-                            f"see above; the other rows are done")
-    return 0
 
 
 def _report(args: argparse.Namespace) -> None:
     from .report import build_report
     from .study import ReportSettings
 
-    settings = ReportSettings(compare=tuple(args.compare or ()), frames=tuple(args.frames or ()), pick=args.pick,
-                              count=args.count)
+    settings = ReportSettings(
+        compare=tuple(args.compare or ()), frames=tuple(args.frames or ()), pick=args.pick, count=args.count
+    )
     build_report([Path(d) for d in args.run_dirs], Path(args.out), settings, title=args.title)
     print(f"written {Path(args.out) / 'index.html'} (self-contained) and {Path(args.out) / 'README.md'}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .training import evaluate_weights
+    from .evaluation import evaluate_weights
 
     checkpoint = load_checkpoint(args.checkpoint)
     overrides = list(args.overrides)
     if args.root:
         overrides.append(f"data.root={args.root}")
     config = config_from_dict(checkpoint["config"], overrides)
-    summary = evaluate_weights(config, checkpoint["model"], args.split, mode=args.mode,
-                               show_progress=not args.no_progress)
+    summary = evaluate_weights(
+        config, checkpoint["model"], args.split, mode=args.mode, show_progress=not args.no_progress
+    )
     print(format_metrics(summary))
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f"eval_{args.split}.json")
     write_text_atomic(out, json.dumps(summary, indent=2) + "\n")
@@ -136,42 +51,86 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _data_check(args: argparse.Namespace) -> None:
-    from .data import CamVid, KittiRoad, format_summary, summarize
-    from .training import build_dataset
+    from .data import format_summary, summarize
+
+    # Every split is opened before any is decoded: a missing or empty one fails in seconds.
+    for dataset in _datasets_to_check(args):
+        summary = summarize(dataset)
+        print(f"{dataset!r}: OK")
+        print(format_summary(summary, dataset.class_names))
+
+
+def _datasets_to_check(args: argparse.Namespace) -> list:
+    """`--split` alone, else every split: a config's train and val (checked to be disjoint), a KITTI
+    root's train and val, a CamVid SegNet root's train, val and test folders that exist."""
+    from .builders import build_dataset, build_train_val
+    from .data import CamVid, KittiRoad
 
     target = Path(args.target)
-    if target.suffix in (".yaml", ".yml") or args.target == SAMPLE:
-        config = load_config(None if args.target == SAMPLE else target, args.overrides).data
+    if args.target == SAMPLE or not target.is_dir():  # a config: a file, a built-in name, or the sample
+        try:
+            path = None if args.target == SAMPLE else resolve_config_path(args.target)
+        except ConfigError as exc:
+            raise DataError(f"dataset root {target} does not exist, and {exc}") from None
         # No cache: summarize decodes every pair once anyway.
-        dataset = build_dataset(dataclasses.replace(config, cache=False), args.split, "whole")
-    elif (target / "training" / "image_2").is_dir():
-        dataset = KittiRoad(target, args.split, policy=args.policy)
-    else:
-        dataset = CamVid(target, args.split, list_file=args.list)
-    summary = summarize(dataset)
-    print(f"{dataset!r}: OK")
-    print(format_summary(summary, dataset.class_names))
+        config = dataclasses.replace(load_config(path, args.overrides).data, cache=False)
+        if args.split:
+            return [build_dataset(config, "val", "whole", split=args.split)]
+        return list(build_train_val(config, modes=("whole", "whole")))
+    if (target / "training" / "image_2").is_dir():
+        splits = [args.split] if args.split else ["train", "val"]
+        return [KittiRoad(target, split, policy=args.policy) for split in splits]
+    if args.list:
+        return [CamVid(target, args.split or "train", list_file=args.list)]
+    splits = (
+        [args.split]
+        if args.split
+        else [s for s in ("train", "val", "test") if (target / s).is_dir() or (target / f"{s}annot").is_dir()]
+    )
+    if not splits:
+        raise DataError(
+            f"{target} has no split folders; expected the SegNet layout (train/ and trainannot/, val/ and "
+            "valannot/, ...), the KITTI road layout (training/image_2/), or --list FILE"
+        )
+    return [CamVid(target, split) for split in splits]
+
+
+def _config(args: argparse.Namespace) -> None:
+    from .builders import dataset_options
+
+    config = load_config(args.config, args.overrides)
+    dataset_options(config.data)  # a wrong dataset option shows here already, not only when training
+    print(to_yaml(config), end="")
 
 
 def _predict(args: argparse.Namespace) -> None:
     from tqdm import tqdm  # writes between progress bars instead of through them
 
+    from .inference import resolve_device
     from .predict_files import load_predictor, predict_paths
 
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_predictor(args.checkpoint, device)
+    model = load_predictor(args.checkpoint, str(resolve_device(args.device)))
     # Options not given keep the checkpoint's eval settings ("native": the frame's own size).
-    given = {"mode": args.mode, "short_side": args.short_side, "crop_size": args.crop_size, "flip": args.flip,
-             "scales": tuple(args.scales) if args.scales else None}
+    given = {
+        "mode": args.mode,
+        "short_side": args.short_side,
+        "crop_size": args.crop_size,
+        "flip": args.flip,
+        "scales": tuple(args.scales) if args.scales else None,
+    }
     given = {k: (None if v == "native" else v) for k, v in given.items() if v is not None}
     settings = dataclasses.replace(model.inference_settings, **given)
-    report = predict_paths(model, args.inputs, args.out, settings, batch_size=args.batch_size, alpha=args.alpha,
-                           bf16=args.bf16, show_progress=not args.no_progress,
-                           on_failure=lambda message: tqdm.write(f"sceneseg: error: {message}", file=sys.stderr))
+    report = predict_paths(
+        model,
+        args.inputs,
+        args.out,
+        settings,
+        batch_size=args.batch_size,
+        alpha=args.alpha,
+        bf16=args.bf16,
+        show_progress=not args.no_progress,
+        on_failure=lambda message: tqdm.write(f"sceneseg: error: {message}", file=sys.stderr),
+    )
     print(f"written {len(report.written)} files to {args.out}")
     if report.failures:
         raise SceneSegError(f"{len(report.failures)} input(s) failed, listed above; the others were written")
@@ -183,8 +142,10 @@ def _export(args: argparse.Namespace) -> None:
 
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
     error = export_onnx(load_model(args.checkpoint), out)
-    print(f"written {out}: input 'image' (N, 3, H, W), output 'logits' (N, C, H, W), N/H/W dynamic; "
-          f"largest difference to PyTorch {error:.1e} of the logit range")
+    print(
+        f"written {out}: input 'image' (N, 3, H, W), output 'logits' (N, C, H, W), N/H/W dynamic; "
+        f"largest difference to PyTorch {error:.1e} of the logit range"
+    )
 
 
 def _short_side(value: str) -> int | str:
@@ -208,24 +169,37 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.epochs=5", default=[])
     train.add_argument("--resume", action="store_true", help="continue the run in train.out_dir")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
-    train.set_defaults(func=_train)
+    train.set_defaults(func=train_command)
+
+    show = commands.add_parser("config", help="print the complete resolved config as YAML")
+    show.add_argument("config", nargs="?", help="experiment YAML or built-in config name (default: the sample)")
+    show.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.epochs=5", default=[])
+    show.set_defaults(func=_config)
 
     study = commands.add_parser("study", help="run every row of a study (skips finished rows), then its report")
     study.add_argument("study", help="a study YAML, or the name of a built-in study (e.g. camvid_study_cpu)")
-    study.add_argument("overrides", nargs="*", default=[],
-                       help="key=value for every row's config (train.epochs=3); study.VARIABLE=value for the study")
+    study.add_argument(
+        "overrides",
+        nargs="*",
+        default=[],
+        help="key=value for every row's config (train.epochs=3); study.VARIABLE=value for the study",
+    )
     study.add_argument("--only", nargs="+", default=[], metavar="ROW", help="run just these rows")
     study.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     study.add_argument("--no-progress", action="store_true")
-    study.set_defaults(func=_study)
+    study.set_defaults(func=study_command)
 
     report = commands.add_parser("report", help="HTML and Markdown report of finished runs")
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (with metrics.json)")
     report.add_argument("--out", required=True, help="output folder (index.html, README.md and PNG files)")
     report.add_argument("--compare", nargs=2, metavar="RUN", help="two runs (folder names) shown side by side")
     report.add_argument("--frames", nargs="+", metavar="NAME", help="val frames for the qualitative grids")
-    report.add_argument("--pick", choices=("worst", "best"), default="worst",
-                        help="without --frames: the frames with the lowest or highest per-image mIoU")
+    report.add_argument(
+        "--pick",
+        choices=("worst", "best"),
+        default="worst",
+        help="without --frames: the frames with the lowest or highest per-image mIoU",
+    )
     report.add_argument("--count", type=int, default=3, help="frames picked (default 3)")
     report.add_argument("--title", default="sceneseg report")
     report.set_defaults(func=_report)
@@ -243,9 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="dataset tools")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     check = data_commands.add_parser("check", help="validate a dataset and print class pixel shares")
-    check.add_argument("target", help=f"a config YAML, a data root, or {SAMPLE}")
+    check.add_argument("target", help=f"a data root, a config YAML or built-in config name, or {SAMPLE}")
     check.add_argument("overrides", nargs="*")
-    check.add_argument("--split", default="train")
+    check.add_argument("--split", help="check this split only (default: every split)")
     check.add_argument("--list", help="list file (<image> <label> per line) when target is a root")
     check.add_argument("--policy", default="kitti", choices=("kitti", "cs6476"), help="KITTI road label policy")
     check.set_defaults(func=_data_check)

@@ -1,6 +1,8 @@
-"""Experiment configuration: one complete YAML file per experiment, loaded into frozen dataclasses.
+"""Experiment configuration: one YAML file per experiment, loaded into frozen dataclasses.
 
-Only the CLI calls `load_config`; everything below it receives these plain objects. Overrides are
+A file lists what differs from the defaults below; `sceneseg config NAME` prints the whole resolved
+config, and a run folder keeps it as config.yaml. Only the CLI calls `load_config`; everything below
+it receives these plain objects. Overrides are
 dotted `key=value` strings (for example `train.epochs=5`), parsed as YAML scalars and type-checked
 against the field they replace. Unknown keys are an error, in files and overrides alike, so a typo
 never silently falls back to a default.
@@ -9,7 +11,6 @@ never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .inference_options import STRIDE_RATE, check_inference_options
+from .typecheck import build_dataclass, did_you_mean
 
 SAMPLE = "builtin:camvid-sample"  # data.root value that names the sample shipped inside the package
 
@@ -26,18 +29,14 @@ SAMPLE = "builtin:camvid-sample"  # data.root value that names the sample shippe
 class DataConfig:
     dataset: str = "camvid"  # camvid, kitti_road or folder
     root: str = SAMPLE
-    train_list: str | None = None  # list-format files ("<image> <label>" per line), relative to root
+    # Options of the chosen dataset's constructor (data.DATASETS), e.g. {policy: cs6476, resize: [256, 256]}
+    # for kitti_road: checked against its signature when the dataset is built; what is left out keeps
+    # the constructor's default.
+    options: dict[str, Any] = field(default_factory=dict)
+    # List files ("<image> <label>" per line, relative to root) of the train and val roles, for the
+    # datasets that take one (camvid, folder).
+    train_list: str | None = None
     val_list: str | None = None
-    # Options of some datasets only: null where the dataset does not take them.
-    resize: tuple[int, ...] | None = None  # (height, width) every frame is resized to first
-    label_policy: str | None = None  # kitti_road: "kitti" or "cs6476"
-    split_mode: str | None = None  # kitti_road: "cs6476" (last 10 of each category) or "ratio"
-    val_ratio: float | None = None  # kitti_road with split_mode ratio
-    split_seed: int | None = None
-    class_names: tuple[str, ...] | None = None  # folder
-    palette: tuple[tuple[int, ...], ...] | None = None  # folder with colour masks: RGB per class
-    images: str | None = None  # folder: sub-folders of root
-    masks: str | None = None
     train_split: str = "train"
     val_split: str = "val"
     short_side: int = 240
@@ -98,7 +97,7 @@ class EvalConfig:
     mode: str = "whole"
     short_side: int | None = 240  # frames are resized to this short side (null: native size)
     crop_size: int = 201  # sliding window size
-    stride_rate: float = 0.6667  # window stride as a fraction of crop_size
+    stride_rate: float = STRIDE_RATE  # window stride as a fraction of crop_size
     flip: bool = False  # average with the mirrored prediction
     scales: tuple[float, ...] = (1.0,)  # multi-scale: factors on short_side, probabilities averaged
     batch_size: int = 4
@@ -115,95 +114,86 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-def _check_type(value: Any, annotation: Any, key: str) -> Any:
-    """Return `value` converted to `annotation` where that is lossless, else raise ConfigError."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        real = [o for o in options if o is not type(None)]
-        if len(real) == 1:  # "X | None": X's own message says more than "X or null"
-            return _check_type(value, real[0], key)
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _check_type(value, option, key)
-            except ConfigError:
-                pass
-        names = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
-        raise ConfigError(f"{key}: expected {names}, got {value!r}")
-    if origin is tuple:
-        item = typing.get_args(annotation)[0]
-        if isinstance(value, (list, tuple)):
-            return tuple(_check_type(v, item, f"{key}[{i}]") for i, v in enumerate(value))
-        raise ConfigError(f"{key}: expected a list of {item.__name__}, got {value!r}")
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-    elif annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif annotation is float:
-        # YAML reads "1e-4" as a string (YAML 1.1), so accept numeric strings for floats.
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif annotation is str:
-        if isinstance(value, str):
-            return value
-    raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}")
-
-
-def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
-    """`cls(**values)` once every key is known and every value has its field's type (nested
-    dataclasses from nested mappings); errors name the key as `prefix` + key."""
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        where = prefix.rstrip(".") or "top level"
-        raise ConfigError(
-            f"unknown key(s) {', '.join(prefix + k for k in unknown)} in {where}; "
-            f"known keys: {', '.join(sorted(known))}"
-        )
-    kwargs = {}
-    for name, value in values.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{prefix}{name}: expected a mapping of keys, got {value!r}")
-            kwargs[name] = build_dataclass(hint, value, f"{prefix}{name}.")
-        else:
-            kwargs[name] = _check_type(value, hint, prefix + name)
-    return cls(**kwargs)
-
-
 def _apply_override(tree: dict[str, Any], override: str) -> None:
     if "=" not in override:
-        raise ConfigError(f"override {override!r}: expected dotted key=value, e.g. train.epochs=5")
+        raise ConfigError("expected dotted key=value, e.g. train.epochs=5")
     key, raw = override.split("=", 1)
     parts = key.strip().split(".")
     node = tree
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"override {override!r}: {part} is not a section")
+            raise ConfigError(f"{part} is not a section")
     node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
 
 
+# Per-dataset data keys of configs stored before data.options existed, and the option each became.
+_FLAT_DATA_KEYS = {
+    "resize": "resize",
+    "label_policy": "policy",
+    "split_mode": "split_mode",
+    "val_ratio": "val_ratio",
+    "split_seed": "split_seed",
+    "class_names": "class_names",
+    "palette": "palette",
+    "images": "images",
+    "masks": "masks",
+}
+
+
+def migrate_stored_config(tree: dict[str, Any]) -> dict[str, Any]:
+    """A config stored by an older sceneseg (checkpoint, run folder) in today's form: its flat
+    per-dataset data keys (`data.resize`, `data.label_policy`, ...) moved into data.options, nulls dropped."""
+    data = tree.get("data")
+    if not isinstance(data, dict) or not set(data) & set(_FLAT_DATA_KEYS):
+        return tree
+    data, options = dict(data), dict(data.get("options") or {})
+    for old, new in _FLAT_DATA_KEYS.items():
+        value = data.pop(old, None)
+        if value is not None:
+            options[new] = value
+    return {**tree, "data": {**data, "options": options}}
+
+
+def _check_not_flat(tree: dict[str, Any]) -> None:
+    """Files and overrides use data.options; name the new place of an old flat key."""
+    data = tree.get("data")
+    old = sorted(set(data) & set(_FLAT_DATA_KEYS)) if isinstance(data, dict) else []
+    if old:
+        raise ConfigError(
+            f"data.{old[0]}: dataset options go under data.options now, as data.options.{_FLAT_DATA_KEYS[old[0]]}"
+        )
+
+
 def config_from_dict(tree: dict[str, Any], overrides: typing.Sequence[str] = ()) -> Config:
-    """Build a validated Config from a nested dict (a parsed YAML file or a checkpoint's copy)."""
+    """Build a validated Config from a checkpoint's stored copy (migrated, see migrate_stored_config)
+    or any nested dict, then apply `overrides`."""
+    return _build(migrate_stored_config(tree), overrides)
+
+
+def _build(tree: dict[str, Any], overrides: typing.Sequence[str], source: str = "") -> Config:
+    """Config of `tree` with `overrides` applied. An error an override causes names the override;
+    any other names `source` (the file), if given."""
+    where = f"{source}: " if source else ""
     tree = _deep_copy(tree)
+    try:
+        _check_not_flat(tree)
+        config = build_dataclass(Config, tree, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
     for override in overrides:
-        _apply_override(tree, override)
-    config = build_dataclass(Config, tree, "")
-    validate(config)
+        try:
+            _apply_override(tree, override)
+            _check_not_flat(tree)
+            config = build_dataclass(Config, tree, "")
+        except ConfigError as exc:
+            raise ConfigError(f"override {override}: {exc}") from None
+    try:
+        validate(config)
+    except ConfigError as exc:  # "key = value: expected ...": name the override that set the key, if one did
+        key = str(exc).split(" ", 1)[0]
+        culprit = next((o for o in reversed(overrides) if o.split("=", 1)[0].strip() == key), None)
+        raise ConfigError(f"override {culprit}: {exc}" if culprit else f"{where}{exc}") from None
     return config
 
 
@@ -223,8 +213,10 @@ def resolve_builtin(name: str | Path, folder: Path, kind: str) -> Path:
     builtin = folder / f"{name}.yaml"
     if builtin.is_file():
         return builtin
-    names = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
-    raise ConfigError(f"{kind} {name!r} is neither a file nor a built-in {kind} ({names})")
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
+    raise ConfigError(
+        f"{kind} {name!r} is neither a file nor a built-in {kind} ({', '.join(names)}){did_you_mean(str(name), names)}"
+    )
 
 
 def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> Config:
@@ -242,10 +234,7 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
         raise ConfigError(f"config file {path} is not valid YAML: {problem}{where}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {path}: expected a mapping of sections at the top level")
-    try:
-        return config_from_dict(tree, overrides)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return _build(tree, overrides, str(path))
 
 
 def to_dict(config: Config) -> dict[str, Any]:
@@ -253,8 +242,15 @@ def to_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config, dict_factory=lambda items: {k: _plain(v) for k, v in items})
 
 
+def to_yaml(config: Config) -> str:
+    """The complete config as YAML: what `sceneseg config` prints and a run folder's config.yaml holds."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
 def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
 def validate(config: Config) -> None:
@@ -267,24 +263,22 @@ def validate(config: Config) -> None:
         (config.train.warmup_iters >= 0, "train.warmup_iters", config.train.warmup_iters, ">= 0"),
         (config.data.crop_size >= 32, "data.crop_size", config.data.crop_size, "at least 32"),
         (config.data.short_side >= 32, "data.short_side", config.data.short_side, "at least 32"),
-        (0 < config.data.scale_min <= config.data.scale_max, "data.scale_min/scale_max",
-         (config.data.scale_min, config.data.scale_max), "0 < scale_min <= scale_max"),
+        (
+            0 < config.data.scale_min <= config.data.scale_max,
+            "data.scale_min/scale_max",
+            (config.data.scale_min, config.data.scale_max),
+            "0 < scale_min <= scale_max",
+        ),
         (config.data.num_workers >= 0, "data.num_workers", config.data.num_workers, ">= 0"),
-        (config.data.resize is None or (len(config.data.resize) == 2 and min(config.data.resize) >= 32),
-         "data.resize", config.data.resize, "null or [height, width], each at least 32"),
         (config.train.backbone_lr_mult >= 0, "train.backbone_lr_mult", config.train.backbone_lr_mult, ">= 0"),
         (config.model.num_classes >= 2, "model.num_classes", config.model.num_classes, "at least 2"),
-        (config.eval.mode in ("whole", "slide", "crop"), "eval.mode", config.eval.mode,
-         "'whole', 'slide' or 'crop'"),
-        (config.eval.crop_size >= 32, "eval.crop_size", config.eval.crop_size, "at least 32"),
-        (0 < config.eval.stride_rate <= 1, "eval.stride_rate", config.eval.stride_rate, "in (0, 1]"),
-        (len(config.eval.scales) > 0 and min(config.eval.scales) > 0, "eval.scales", config.eval.scales,
-         "a non-empty list of positive factors"),
         (config.eval.batch_size >= 1, "eval.batch_size", config.eval.batch_size, "at least 1"),
     ]
     for ok, key, value, expected in checks:
         if not ok:
             raise ConfigError(f"{key} = {value!r}: expected {expected}")
+    # "crop" is the per-epoch protocol of centre crops: an evaluation mode, not an inference one.
+    check_inference_options(config.eval, "eval.", ("whole", "slide", "crop"))
 
 
 def _deep_copy(tree: Any) -> Any:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import torch
 import torch.distributed as dist
@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from .errors import SceneSegError
+from .inference import resolve_device
 
 DEBUG_DIGESTS = "SCENESEG_DEBUG_RANK_DIGESTS"  # folder: every rank writes its weights' digest per epoch
 
@@ -57,7 +58,7 @@ class Distributed:
 
     def any(self, flag: bool) -> bool:
         """True on every rank when `flag` is true on at least one: decisions all ranks must share."""
-        return bool(self.all_reduce_sum(torch.tensor([float(flag)], device=self._comm_device)).item())
+        return bool(self.all_reduce_sum(torch.tensor([float(flag)], device=self.comm_device)).item())
 
     def broadcast_buffers(self, model: nn.Module) -> None:
         """Give every rank rank 0's buffers (BatchNorm statistics), so all evaluate the saved model."""
@@ -73,8 +74,9 @@ class Distributed:
         """This rank's share of `length` evaluation samples; together the ranks cover each exactly once."""
         return list(range(self.rank, length, self.world_size))
 
-    def train_sampler(self, dataset: Dataset, seed: int, epoch: int, skip_batches: int = 0,
-                      batch_per_process: int = 1) -> Sampler[int]:
+    def train_sampler(
+        self, dataset: Dataset, seed: int, epoch: int, skip_batches: int = 0, batch_per_process: int = 1
+    ) -> Sampler[int]:
         """This rank's frames of an epoch, from its `skip_batches`-th batch on (resuming mid-epoch).
 
         DistributedSampler permutes all frames with a generator seeded by seed + epoch, whatever
@@ -82,8 +84,9 @@ class Distributed:
         shares equal. Rank r's batch i is therefore part of the same global batch i as in a single
         process, and skipping i batches on every rank skips exactly the first i global batches.
         """
-        sampler = DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True,
-                                     seed=seed, drop_last=True)
+        sampler = DistributedSampler(
+            dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=seed, drop_last=True
+        )
         sampler.set_epoch(epoch)
         return _Skip(sampler, skip_batches * batch_per_process)
 
@@ -98,7 +101,7 @@ class Distributed:
             dist.destroy_process_group()
 
     @property
-    def _comm_device(self) -> torch.device:
+    def comm_device(self) -> torch.device:
         # NCCL reduces CUDA tensors only; gloo takes CPU ones.
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
@@ -121,42 +124,73 @@ def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise SceneSegError(f"environment variable {name}={value!r}: expected an integer (as torchrun sets it)") from None
+        raise SceneSegError(
+            f"environment variable {name}={value!r}: expected an integer (as torchrun sets it)"
+        ) from None
+
+
+def threads_per_process(environ: Mapping[str, str], cores: int) -> int | None:
+    """Torch threads for one of this node's torchrun processes, or None to keep the caller's choice.
+
+    torchrun (torch 2.13) sets OMP_NUM_THREADS=1 for its processes when its caller did not set the
+    variable, and warns: right for GPU jobs, but a CPU job of N processes then leaves all but N
+    cores idle. That 1 is replaced by the process's share of the cores (LOCAL_WORLD_SIZE processes
+    on this node); any other value was the caller's and is kept. (A 1 given on purpose looks the
+    same as torchrun's default and is replaced too.)
+    """
+    given = environ.get("OMP_NUM_THREADS")
+    if given is not None and given.strip() != "1":
+        return None
+    return max(1, cores // max(1, _env_int(environ, "LOCAL_WORLD_SIZE", 1)))
+
+
+def _usable_cores() -> int:
+    # The cores this process may run on (a container or taskset may allow fewer than the machine has).
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def init_from_env(device: str = "auto", environ: Mapping[str, str] | None = None) -> Distributed:
     """Join the process group torchrun describes in the environment; a single process without it.
 
     `device` is the config's: "auto" takes the GPU numbered LOCAL_RANK where CUDA is available
-    (backend NCCL) and the CPU otherwise (backend gloo).
+    (backend NCCL) and the CPU otherwise (backend gloo). Under torchrun it also sets torch's
+    thread count (see threads_per_process).
     """
     environ = os.environ if environ is None else environ
     world = _env_int(environ, "WORLD_SIZE", 1)
     rank, local_rank = _env_int(environ, "RANK", 0), _env_int(environ, "LOCAL_RANK", 0)
     debug = environ.get(DEBUG_DIGESTS)
     debug_dir = Path(debug) if debug else None
-    name = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    chosen = resolve_device(device)
     if world <= 1:
-        return Distributed(device=torch.device(name), debug_dir=debug_dir)
+        return Distributed(device=chosen, debug_dir=debug_dir)
     if not 0 <= rank < world:
         raise SceneSegError(f"RANK={rank} with WORLD_SIZE={world}: expected 0 <= RANK < WORLD_SIZE")
     missing = [key for key in ("MASTER_ADDR", "MASTER_PORT") if key not in environ]
     if missing:
-        raise SceneSegError(f"WORLD_SIZE={world} but {' and '.join(missing)} not set; start distributed "
-                            "training with torchrun (see README, 'Training on several processes')")
-    if torch.device(name).type == "cuda":
-        if torch.device(name).index is not None:
-            raise SceneSegError(f"device = {name!r}: under torchrun each process takes the GPU numbered by its "
-                                "LOCAL_RANK; set device to 'cuda' or 'auto'")
+        raise SceneSegError(
+            f"WORLD_SIZE={world} but {' and '.join(missing)} not set; start distributed "
+            "training with torchrun (see README, 'Training on several processes')"
+        )
+    threads = threads_per_process(environ, _usable_cores())
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if chosen.type == "cuda":
+        if chosen.index is not None:
+            raise SceneSegError(
+                f"device = {device!r}: under torchrun each process takes the GPU numbered by its "
+                "LOCAL_RANK; set device to 'cuda' or 'auto'"
+            )
         if local_rank >= torch.cuda.device_count():
-            raise SceneSegError(f"LOCAL_RANK={local_rank} but this machine has {torch.cuda.device_count()} "
-                                "GPU(s); start at most that many processes per node")
+            raise SceneSegError(
+                f"LOCAL_RANK={local_rank} but this machine has {torch.cuda.device_count()} "
+                "GPU(s); start at most that many processes per node"
+            )
         torch.cuda.set_device(local_rank)
         chosen, backend = torch.device("cuda", local_rank), "nccl"
     else:
-        chosen, backend = torch.device(name), "gloo"
-    dist.init_process_group(backend, rank=rank, world_size=world,
-                            device_id=chosen if backend == "nccl" else None)
+        backend = "gloo"
+    dist.init_process_group(backend, rank=rank, world_size=world, device_id=chosen if backend == "nccl" else None)
     return Distributed(rank, world, local_rank, chosen, debug_dir)
 
 
@@ -224,8 +258,9 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     if isinstance(module, nn.BatchNorm2d) and not isinstance(module, CpuSyncBatchNorm):
-        synced = CpuSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                                  module.track_running_stats)
+        synced = CpuSyncBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         # The same Parameter and buffer objects: requires_grad (frozen backbones) carries over.
         if module.affine:
             synced.weight, synced.bias = module.weight, module.bias

@@ -12,8 +12,9 @@ same global batches.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +23,9 @@ from tqdm import tqdm
 from .distributed import Distributed
 from .errors import SceneSegError
 from .inference import InferenceSettings, Precision, predict_probs
+from .labels import IGNORE_INDEX
 from .metrics import ConfusionMatrix
 
-IGNORE_INDEX = 255
 SINGLE = Distributed()  # a single process: every reduction is the identity
 
 
@@ -32,15 +33,17 @@ class NonFiniteLossError(SceneSegError):
     """The loss became NaN or infinite; the run stops with the last good checkpoint kept."""
 
 
-def segmentation_loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, aux_weight: float = 0.4,
-                      reduction: str = "mean") -> torch.Tensor:
+def segmentation_loss(
+    outputs: dict[str, torch.Tensor], target: torch.Tensor, aux_weight: float = 0.4, reduction: str = "mean"
+) -> torch.Tensor:
     """Cross-entropy on the main logits, plus `aux_weight` times that of the auxiliary head if present.
 
     reduction "sum" adds over the labelled pixels instead of averaging (the caller divides)."""
     loss = F.cross_entropy(outputs["out"].float(), target, ignore_index=IGNORE_INDEX, reduction=reduction)
     if "aux" in outputs:
-        loss = loss + aux_weight * F.cross_entropy(outputs["aux"].float(), target, ignore_index=IGNORE_INDEX,
-                                                   reduction=reduction)
+        loss = loss + aux_weight * F.cross_entropy(
+            outputs["aux"].float(), target, ignore_index=IGNORE_INDEX, reduction=reduction
+        )
     return loss
 
 
@@ -64,11 +67,15 @@ class EpochProgress:
 
     def to_dict(self) -> dict[str, Any]:
         """For a checkpoint: numbers and a tensor only (weights_only loading)."""
-        return {"iteration": self.iteration, "loss_sum": self.loss_sum, "images": self.images,
-                "confusion": self.confusion.matrix.clone()}
+        return {
+            "iteration": self.iteration,
+            "loss_sum": self.loss_sum,
+            "images": self.images,
+            "confusion": self.confusion.matrix.clone(),
+        }
 
     @classmethod
-    def from_dict(cls, saved: dict[str, Any], num_classes: int, dist: Distributed = SINGLE) -> "EpochProgress":
+    def from_dict(cls, saved: dict[str, Any], num_classes: int, dist: Distributed = SINGLE) -> EpochProgress:
         progress = cls(num_classes, saved["iteration"], saved["loss_sum"], saved["images"])
         # The saved matrix is already the sum over ranks; one rank holding it keeps the next sum right.
         if dist.is_main:
@@ -101,32 +108,27 @@ def train_one_epoch(
     model.train()
     progress = progress or EpochProgress(num_classes)
     total = progress.iteration + len(loader) if hasattr(loader, "__len__") else None
-    bar = tqdm(loader, desc=f"epoch {epoch} train", leave=False, disable=not show_progress, dynamic_ncols=True,
-               initial=progress.iteration, total=total)
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch} train",
+        leave=False,
+        disable=not show_progress,
+        dynamic_ncols=True,
+        initial=progress.iteration,
+        total=total,
+    )
     for images, target in bar:
         before_iteration(progress.iteration)
         images, target = precision.images(images), target.to(precision.device, non_blocking=True)
         with precision.autocast():
             outputs = model(images)
         summed = loss_fn(outputs, target, reduction="sum")
-        # One all-reduce carries what every rank must agree on before the step: the global loss
-        # (a NaN anywhere stops all ranks together), its normaliser, and stop requests.
-        shared = torch.stack([summed.detach().double(), (target != IGNORE_INDEX).sum().double(),
-                              torch.tensor(float(images.shape[0]), dtype=torch.float64, device=target.device),
-                              torch.tensor(float(should_stop()), dtype=torch.float64, device=target.device)])
-        loss_total, labelled, frames, stop = dist.all_reduce_sum(shared).tolist()
+        loss_total, labelled, frames, stop = _agree(summed, target, images.shape[0], should_stop(), dist)
         batch_loss = loss_total / max(labelled, 1.0)
-        if not math.isfinite(batch_loss):
-            where = f"epoch {epoch}, iteration {progress.iteration + 1}" + (f" of {total}" if total else "")
-            raise NonFiniteLossError(f"loss became {batch_loss} at {where}: lower train.lr or check the data; "
-                                     "the last good checkpoint is kept")
+        _check_finite(batch_loss, epoch, progress.iteration + 1, total)
         # DDP averages gradients over the ranks; scaling by world_size makes that average the
         # gradient of the global batch's mean loss.
-        loss = summed * (dist.world_size / max(labelled, 1.0))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        _update(summed * (dist.world_size / max(labelled, 1.0)), optimizer, scheduler)
         progress.confusion.update(outputs["out"].detach().argmax(1), target)
         progress.iteration += 1
         progress.loss_sum += batch_loss * frames
@@ -135,8 +137,41 @@ def train_one_epoch(
         if stop:
             progress.stopped = True
             break
-    progress.confusion.all_reduce()
+    progress.confusion.all_reduce(dist)
     return progress
+
+
+def _check_finite(batch_loss: float, epoch: int, iteration: int, total: int | None) -> None:
+    """Stop at the first non-finite loss, before it reaches the weights."""
+    if not math.isfinite(batch_loss):
+        where = f"epoch {epoch}, iteration {iteration}" + (f" of {total}" if total else "")
+        raise NonFiniteLossError(
+            f"loss became {batch_loss} at {where}: lower train.lr or check the data; the last good checkpoint is kept"
+        )
+
+
+def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    """One optimisation step on `loss`, and one scheduler step (the schedule is per iteration)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+
+
+def _agree(summed: torch.Tensor, target: torch.Tensor, frames: int, stop: bool, dist: Distributed) -> list[float]:
+    """(loss sum, labelled pixels, frames, stop requests) summed over the ranks.
+
+    One all-reduce carries what every rank must agree on before the step: the global loss (a NaN
+    anywhere stops all ranks together), its normaliser, and stop requests."""
+    shared = torch.stack(
+        [
+            summed.detach().double(),
+            (target != IGNORE_INDEX).sum().double(),
+            torch.tensor(float(frames), dtype=torch.float64, device=target.device),
+            torch.tensor(float(stop), dtype=torch.float64, device=target.device),
+        ]
+    )
+    return dist.all_reduce_sum(shared).tolist()
 
 
 @torch.no_grad()
@@ -173,6 +208,6 @@ def evaluate(
         totals[0] += F.nll_loss(log_probs, target, ignore_index=IGNORE_INDEX, reduction="sum").double()
         totals[1] += (target != IGNORE_INDEX).sum()
         confusion.update(probs.argmax(1), target)
-    confusion.all_reduce()
+    confusion.all_reduce(dist)
     loss_sum, labelled = dist.all_reduce_sum(totals).tolist()
     return loss_sum / labelled if labelled else float("nan"), confusion

@@ -68,8 +68,11 @@ def export_onnx(model: nn.Module, path: str | Path) -> float:
     example = torch.randn(*_EXAMPLE)
     # Without a lower bound torch.export (2.13) rewrites the feature sizes as multiples of the pooling
     # bins seen in the example, and the graph then fails at other sizes; from 32 up it stays general.
-    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=MIN_SIZE),
-            3: torch.export.Dim("width", min=MIN_SIZE)}
+    dims = {
+        0: torch.export.Dim("batch"),
+        2: torch.export.Dim("height", min=MIN_SIZE),
+        3: torch.export.Dim("width", min=MIN_SIZE),
+    }
     # The exporter logs skipped torchvision ops and deprecation notes that say nothing about this model.
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level
@@ -77,8 +80,15 @@ def export_onnx(model: nn.Module, path: str | Path) -> float:
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(wrapper, (example,), dynamo=True, dynamic_shapes=({**dims},),
-                                        input_names=["image"], output_names=["logits"], verbose=False)
+            program = torch.onnx.export(
+                wrapper,
+                (example,),
+                dynamo=True,
+                dynamic_shapes=({**dims},),
+                input_names=["image"],
+                output_names=["logits"],
+                verbose=False,
+            )
     except Exception as exc:  # the exporter raises many types; the first line says what failed
         raise SceneSegError(f"ONNX export of {type(model).__name__} failed: {str(exc).splitlines()[0]}") from None
     finally:
@@ -90,8 +100,10 @@ def export_onnx(model: nn.Module, path: str | Path) -> float:
         program.save(tmp, external_data=False)
         error = _compare(wrapper, OnnxModel(tmp))
         if not error <= 1e-3:
-            raise SceneSegError(f"the exported graph differs from PyTorch by {error:.2g} of the logit range "
-                                f"at shape {_CHECK}; {path} was not written")
+            raise SceneSegError(
+                f"the exported graph differs from PyTorch by {error:.2g} of the logit range "
+                f"at shape {_CHECK}; {path} was not written"
+            )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -142,12 +154,15 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise WeightsError(f"cannot load {self.path}: not a valid ONNX model "
-                               f"({str(exc).splitlines()[0]})") from None
+            raise WeightsError(
+                f"cannot load {self.path}: not a valid ONNX model ({str(exc).splitlines()[0]})"
+            ) from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs[0].shape) != 4:
-            raise WeightsError(f"{self.path} is not a segmentation graph: expected one (N, 3, H, W) input "
-                               f"and (N, C, H, W) logits, as `sceneseg export` writes")
+            raise WeightsError(
+                f"{self.path} is not a segmentation graph: expected one (N, 3, H, W) input "
+                f"and (N, C, H, W) logits, as `sceneseg export` writes"
+            )
         self.input_name = inputs[0].name
         names, palette, settings = self._metadata(self.session.get_modelmeta().custom_metadata_map)
         channels = outputs[0].shape[1]
@@ -169,8 +184,10 @@ class OnnxModel:
 
     def __call__(self, image: Tensor) -> dict[str, Tensor]:
         if min(image.shape[-2:]) < MIN_SIZE:
-            raise DataError(f"{self.path} takes frames of at least {MIN_SIZE}x{MIN_SIZE} pixels, got "
-                            f"{tuple(image.shape[-2:])}; use a larger --short-side or --crop-size")
+            raise DataError(
+                f"{self.path} takes frames of at least {MIN_SIZE}x{MIN_SIZE} pixels, got "
+                f"{tuple(image.shape[-2:])}; use a larger --short-side or --crop-size"
+            )
         array = np.ascontiguousarray(image.detach().float().cpu().numpy())
         logits = self.session.run(None, {self.input_name: array})[0]
         return {"out": torch.from_numpy(logits).to(image.device)}
@@ -182,4 +199,3 @@ class OnnxModel:
 def load_onnx(path: str | Path) -> OnnxModel:
     """An exported model, ready for sceneseg.predict (class names and palette from its metadata)."""
     return OnnxModel(path)
-

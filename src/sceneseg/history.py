@@ -16,8 +16,13 @@ COLUMNS = ("epoch", "train_loss", "train_mIoU", "val_loss", "val_mIoU", "val_mAc
 
 
 # TensorBoard tag of each history key; the epoch is the step.
-SCALARS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_mIoU": "mIoU/train",
-           "val_mIoU": "mIoU/val", "lr": "lr"}
+SCALARS = {
+    "train_loss": "loss/train",
+    "val_loss": "loss/val",
+    "train_mIoU": "mIoU/train",
+    "val_mIoU": "mIoU/val",
+    "lr": "lr",
+}
 
 
 def tensorboard_writer(log_dir: Path) -> Any:
@@ -59,7 +64,9 @@ class History:
 
     @staticmethod
     def format_row(record: dict) -> str:
-        return (f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f}  "
-                f"train mIoU {record['train_mIoU']:.4f}  val loss {record['val_loss']:.4f}  "
-                f"val mIoU {record['val_mIoU']:.4f}  mAcc {record['val_mAcc']:.4f}  "
-                f"allAcc {record['val_allAcc']:.4f}  ({record['seconds']:.1f} s)")
+        return (
+            f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f}  "
+            f"train mIoU {record['train_mIoU']:.4f}  val loss {record['val_loss']:.4f}  "
+            f"val mIoU {record['val_mIoU']:.4f}  mAcc {record['val_mAcc']:.4f}  "
+            f"allAcc {record['val_allAcc']:.4f}  ({record['seconds']:.1f} s)"
+        )

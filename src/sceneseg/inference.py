@@ -16,6 +16,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .config import EvalConfig
+from .inference_options import check_inference_options
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """The config's or the command line's device: "auto" is the GPU where CUDA is available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
 
 @dataclass
 class Precision:
@@ -49,12 +59,32 @@ def bf16_supported(device: torch.device) -> bool:
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    mode: str = "whole"  # "whole" frame at once, or "slide" a window of crop_size over it
-    short_side: int | None = 240  # None: the frame's own size
-    crop_size: int = 201
-    stride_rate: float = 2 / 3
-    flip: bool = False
-    scales: tuple[float, ...] = (1.0,)
+    """How `predict_probs` turns frames into probabilities; the defaults are EvalConfig's."""
+
+    mode: str = EvalConfig.mode  # "whole" frame at once, or "slide" a window of crop_size over it
+    short_side: int | None = EvalConfig.short_side  # None: the frame's own size
+    crop_size: int = EvalConfig.crop_size
+    stride_rate: float = EvalConfig.stride_rate
+    flip: bool = EvalConfig.flip
+    scales: tuple[float, ...] = EvalConfig.scales
+
+    @classmethod
+    def from_eval(cls, evaluation: EvalConfig) -> InferenceSettings:
+        """The settings of a config's eval section. Its "crop" mode scores the centre crops of the
+        per-epoch protocol; a prediction wants the whole frame instead."""
+        return cls(
+            mode="slide" if evaluation.mode == "slide" else "whole",
+            short_side=evaluation.short_side,
+            crop_size=evaluation.crop_size,
+            stride_rate=evaluation.stride_rate,
+            flip=evaluation.flip,
+            scales=tuple(evaluation.scales),
+        ).check()
+
+    def check(self) -> InferenceSettings:
+        """These settings, once checked (a ConfigError names the first bad value)."""
+        check_inference_options(self, "inference setting ")
+        return self
 
 
 def _softmax(model: torch.nn.Module, images: torch.Tensor, precision: Precision, flip: bool) -> torch.Tensor:
@@ -70,8 +100,9 @@ def _softmax(model: torch.nn.Module, images: torch.Tensor, precision: Precision,
     return probs
 
 
-def _slide(model: torch.nn.Module, images: torch.Tensor, settings: InferenceSettings,
-           precision: Precision, num_classes: int) -> torch.Tensor:
+def _slide(
+    model: torch.nn.Module, images: torch.Tensor, settings: InferenceSettings, precision: Precision, num_classes: int
+) -> torch.Tensor:
     crop = settings.crop_size
     n, _, height, width = images.shape
     # Pad with zeros, the normalised mean, like the training crops, then crop the padding away.
@@ -95,8 +126,14 @@ def _slide(model: torch.nn.Module, images: torch.Tensor, settings: InferenceSett
 
 
 @torch.no_grad()
-def predict_probs(model: torch.nn.Module, images: torch.Tensor, settings: InferenceSettings,
-                  precision: Precision, num_classes: int, out_size: tuple[int, int]) -> torch.Tensor:
+def predict_probs(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    settings: InferenceSettings,
+    precision: Precision,
+    num_classes: int,
+    out_size: tuple[int, int],
+) -> torch.Tensor:
     """Class probabilities (N, num_classes, *out_size) for normalised full frames `images`."""
     images = images.to(precision.device)
     height, width = images.shape[-2:]
@@ -107,8 +144,11 @@ def predict_probs(model: torch.nn.Module, images: torch.Tensor, settings: Infere
         else:
             factor = settings.short_side * scale / min(height, width)
         size = (max(1, round(height * factor)), max(1, round(width * factor)))
-        scaled = images if size == (height, width) else F.interpolate(
-            images, size=size, mode="bilinear", align_corners=False)
+        scaled = (
+            images
+            if size == (height, width)
+            else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        )
         if settings.mode == "slide":
             probs = _slide(model, scaled, settings, precision, num_classes)
         else:

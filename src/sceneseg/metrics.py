@@ -7,14 +7,19 @@ project and the PSPNet reference code do.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
-import torch.distributed as dist
+
+from .labels import IGNORE_INDEX
+
+if TYPE_CHECKING:
+    from .distributed import Distributed
 
 
 class ConfusionMatrix:
-    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX) -> None:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
@@ -32,12 +37,10 @@ class ConfusionMatrix:
         counts = torch.bincount(target * self.num_classes + pred, minlength=self.num_classes**2)
         self.matrix += counts.reshape(self.num_classes, self.num_classes).cpu()
 
-    def all_reduce(self) -> None:
-        """Sum the matrices of all processes so that every rank reports the same metrics."""
-        if dist.is_available() and dist.is_initialized():
-            matrix = self.matrix.to("cuda" if dist.get_backend() == "nccl" else "cpu")
-            dist.all_reduce(matrix)
-            self.matrix = matrix.cpu()
+    def all_reduce(self, dist: Distributed) -> None:
+        """Sum the matrices of the processes of `dist`, so that every rank reports the same metrics."""
+        if dist.enabled:
+            self.matrix = dist.all_reduce_sum(self.matrix.to(dist.comm_device)).cpu()
 
     def reset(self) -> None:
         self.matrix.zero_()

@@ -12,27 +12,25 @@ a temporary name and renamed, so an interrupted run never leaves half a picture 
 
 from __future__ import annotations
 
-import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .api import check_settings, load_model, predict_batch
+from .api import load_model, predict_batch
 from .data.base import read_image
 from .errors import DataError, SceneSegError
 from .inference import InferenceSettings
+from .predict_video import predict_video, to_bgr
 from .visualize import colorize, overlay
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-# mp4v needs no extra codec library, so opencv-python-headless writes it everywhere; MJPG/AVI is
-# the fallback for OpenCV builds without MP4 muxing.
-_VIDEO_FORMATS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
 
 
 @dataclass
@@ -57,8 +55,10 @@ def find_inputs(inputs: Sequence[str | Path], report: Report) -> tuple[list[Path
         if entry.is_dir():
             files = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
             if not files:
-                report.failures.append(f"folder {entry} holds no images ({', '.join(IMAGE_SUFFIXES)}) "
-                                       f"or videos ({', '.join(VIDEO_SUFFIXES)})")
+                report.failures.append(
+                    f"folder {entry} holds no images ({', '.join(IMAGE_SUFFIXES)}) "
+                    f"or videos ({', '.join(VIDEO_SUFFIXES)})"
+                )
         elif not entry.exists():
             report.failures.append(f"{entry} does not exist; expected an image, a video or a folder of them")
             continue
@@ -71,25 +71,90 @@ def find_inputs(inputs: Sequence[str | Path], report: Report) -> tuple[list[Path
             elif suffix in VIDEO_SUFFIXES:
                 videos.append(path)
             else:
-                report.failures.append(f"{path}: unsupported file type {suffix or '(none)'}; expected an image "
-                                       f"({', '.join(IMAGE_SUFFIXES)}) or a video ({', '.join(VIDEO_SUFFIXES)})")
+                report.failures.append(
+                    f"{path}: unsupported file type {suffix or '(none)'}; expected an image "
+                    f"({', '.join(IMAGE_SUFFIXES)}) or a video ({', '.join(VIDEO_SUFFIXES)})"
+                )
     return images, videos
 
 
-def predict_paths(model: Any, inputs: Sequence[str | Path], out_dir: str | Path, settings: InferenceSettings,
-                  batch_size: int = 4, alpha: float = 0.5, bf16: bool = False, show_progress: bool = True,
-                  on_failure: Callable[[str], None] = print) -> Report:
+def predict_paths(
+    model: Any,
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    settings: InferenceSettings,
+    batch_size: int = 4,
+    alpha: float = 0.5,
+    bf16: bool = False,
+    show_progress: bool = True,
+    on_failure: Callable[[str], None] = print,
+) -> Report:
     """Segment every image and video in `inputs` into `out_dir`; failures are in the Report and
-    passed to `on_failure` as they happen."""
-    check_settings(settings)
+    passed to `on_failure` as they happen. A DataError if nothing at all was written: then an
+    `out_dir` this call created is removed again."""
+    settings.check()
     if batch_size < 1 or not 0 <= alpha <= 1:
-        raise SceneSegError(f"batch size {batch_size}, alpha {alpha}: expected a batch size of at least 1 "
-                            f"and an alpha between 0 and 1")
+        raise SceneSegError(
+            f"batch size {batch_size}, alpha {alpha}: expected a batch size of at least 1 and an alpha between 0 and 1"
+        )
     report, out = Report(), Path(out_dir)
     images, videos = find_inputs(inputs, report)
     for message in report.failures:
         on_failure(message)
-    out.mkdir(parents=True, exist_ok=True)
+    created = _first_missing(out)
+    # Made up front so that an unwritable place fails before any model time is spent.
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the output folder {out} ({exc.strerror})") from None
+    try:
+        _predict_into(out, model, images, videos, settings, report, batch_size, alpha, bf16, show_progress, on_failure)
+    finally:
+        if not report.written and created is not None:
+            _remove_empty(out, created)
+    if not report.written:
+        raise DataError(
+            f"no input yielded a frame to segment, nothing written to {out}: "
+            f"{', '.join(str(p) for p in inputs)} ({len(report.failures)} failure(s), listed above)"
+        )
+    return report
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost of `path` and its parents that does not exist (what mkdir(parents=True) makes)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _remove_empty(out: Path, created: Path) -> None:
+    """Remove `out` and its parents up to `created`, the folders this call made, while they are empty:
+    a run that wrote nothing leaves nothing behind. rmdir never removes a folder with files in it."""
+    for folder in (out, *out.parents):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == created:
+            return
+
+
+def _predict_into(
+    out: Path,
+    model: Any,
+    images: list[Path],
+    videos: list[Path],
+    settings: InferenceSettings,
+    report: Report,
+    batch_size: int,
+    alpha: float,
+    bf16: bool,
+    show_progress: bool,
+    on_failure: Callable[[str], None],
+) -> None:
     names = _Names()
 
     def run(frames: list[np.ndarray]) -> np.ndarray:
@@ -130,11 +195,11 @@ def predict_paths(model: Any, inputs: Sequence[str | Path], out_dir: str | Path,
             flush(group)
     for path in videos:
         try:
-            report.written.append(_predict_video(path, out, names.take(path), run, model, alpha, batch_size,
-                                                 show_progress))
+            report.written.append(
+                predict_video(path, out, names.take(path), run, model, alpha, batch_size, show_progress)
+            )
         except SceneSegError as exc:
             fail(str(exc))
-    return report
 
 
 class _Names:
@@ -152,22 +217,19 @@ class _Names:
         return name
 
 
-def _write_image_outputs(out: Path, name: str, image: np.ndarray, label: np.ndarray, model: Any,
-                         alpha: float) -> list[Path]:
+def _write_image_outputs(
+    out: Path, name: str, image: np.ndarray, label: np.ndarray, model: Any, alpha: float
+) -> list[Path]:
     # 16-bit PNGs keep class indices above 255 (models with more than 256 classes).
     index = label if label.dtype == np.uint8 else label.astype(np.uint16)
     pictures = {
         f"{name}_label.png": index,
-        f"{name}_color.png": _bgr(colorize(label, model.palette)),
-        f"{name}_overlay.png": _bgr(overlay(image, label, model.palette, alpha, model.class_names)),
+        f"{name}_color.png": to_bgr(colorize(label, model.palette)),
+        f"{name}_overlay.png": to_bgr(overlay(image, label, model.palette, alpha, model.class_names)),
     }
     for filename, picture in pictures.items():
         _write_png(out / filename, picture)
     return [out / filename for filename in pictures]
-
-
-def _bgr(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # OpenCV writes BGR
 
 
 def _write_png(path: Path, picture: np.ndarray) -> None:
@@ -182,61 +244,3 @@ def _write_png(path: Path, picture: np.ndarray) -> None:
         raise DataError(f"cannot write {path} ({exc.strerror}); expected a writable output folder") from None
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _predict_video(path: Path, out: Path, name: str, run: Callable[[list[np.ndarray]], np.ndarray], model: Any,
-                   alpha: float, batch_size: int, show_progress: bool) -> Path:
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise DataError(f"cannot open video {path}; expected a video file OpenCV can decode (e.g. MP4, AVI)")
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = fps if math.isfinite(fps) and fps > 0 else 25.0  # containers without a rate: a common default
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer, tmp, target, count = None, None, None, 0
-    try:
-        with tqdm(total=total, unit="frame", desc=path.name, disable=not show_progress) as bar:
-            while True:
-                batch = _read_frames(capture, batch_size)
-                if not batch:
-                    break
-                if writer is None:
-                    writer, tmp, target = _open_writer(out, name, fps, batch[0].shape[:2])
-                for frame, label in zip(batch, run(batch)):
-                    writer.write(_bgr(overlay(frame, label, model.palette, alpha, model.class_names)))
-                count += len(batch)
-                bar.update(len(batch))
-        if writer is None:
-            raise DataError(f"{path} has no frames OpenCV can decode; expected a video file")
-        writer.release()
-        os.replace(tmp, target)
-        return target
-    finally:
-        capture.release()
-        if writer is not None:
-            writer.release()
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-
-
-def _read_frames(capture: cv2.VideoCapture, count: int) -> list[np.ndarray]:
-    frames = []
-    while len(frames) < count:
-        ok, bgr = capture.read()
-        if not ok:  # the end, or a frame that does not decode: the video ends there
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    return frames
-
-
-def _open_writer(out: Path, name: str, fps: float, size: tuple[int, int]) -> tuple[cv2.VideoWriter, Path, Path]:
-    height, width = size
-    for codec, suffix in _VIDEO_FORMATS:
-        # The container follows the file's suffix, so the temporary name keeps it.
-        target = out / f"{name}_overlay{suffix}"
-        tmp = out / f".{name}_overlay.tmp{suffix}"
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
-        if writer.isOpened():
-            return writer, tmp, target
-        writer.release()
-        tmp.unlink(missing_ok=True)
-    raise DataError(f"cannot write a video to {out}: this OpenCV build encodes neither MP4 (mp4v) nor AVI (MJPG)")

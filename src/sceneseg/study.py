@@ -13,13 +13,21 @@ import dataclasses
 import json
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-from .checkpoint import checkpoint_to_resume, config_differences, load_checkpoint, write_text_atomic
+from .checkpoint import (
+    RunState,
+    checkpoint_to_resume,
+    config_differences,
+    load_checkpoint,
+    run_state,
+    write_text_atomic,
+)
 from .config import Config, build_dataclass, config_from_dict, load_config, resolve_builtin
 from .errors import ConfigError, SceneSegError
 
@@ -46,7 +54,9 @@ class StudyRow:
 
 @dataclass(frozen=True)
 class ReportSettings:
-    compare: tuple[str, ...] = ()  # two row names shown side by side (default: best simple, best PSPNet)
+    # Two row names shown side by side; empty: the SimpleSegmentationNet and the PSPNet run with the
+    # highest val mIoU (metrics.json), whichever rows they are.
+    compare: tuple[str, ...] = ()
     frames: tuple[str, ...] = ()  # val frame names for the qualitative grids (default: picked)
     pick: str = "worst"  # "worst" or "best" per-image mIoU, when no frames are named
     count: int = 3
@@ -86,8 +96,10 @@ def load_study(name: str | Path, settings: typing.Sequence[str] = ()) -> Study:
             elif key in study.variables:
                 study = dataclasses.replace(study, variables={**study.variables, key: value})
             else:
-                raise ConfigError(f"unknown study setting study.{key}; known: study.out_dir"
-                                  + "".join(f", study.{v}" for v in sorted(study.variables)))
+                raise ConfigError(
+                    f"unknown study setting study.{key}; known: study.out_dir"
+                    + "".join(f", study.{v}" for v in sorted(study.variables))
+                )
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     if not study.rows:
@@ -114,8 +126,11 @@ def _study_from_tree(tree: dict[str, Any]) -> Study:
     for i, row in enumerate(rows):
         _require(row, ("name", "config", "label"), f"rows[{i}]")
     built = tuple(build_dataclass(StudyRow, row, f"rows[{i}].") for i, row in enumerate(rows))
-    return dataclasses.replace(build_dataclass(Study, {**tree, "rows": ()}, ""), rows=built,
-                               variables={str(k): v for k, v in variables.items()})
+    return dataclasses.replace(
+        build_dataclass(Study, {**tree, "rows": ()}, ""),
+        rows=built,
+        variables={str(k): v for k, v in variables.items()},
+    )
 
 
 def _require(tree: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
@@ -133,8 +148,9 @@ def row_config(study: Study, row: StudyRow, overrides: typing.Sequence[str] = ()
         values.update({key: value.format_map(values) for key, value in study.variables.items()})
         own = [override.format_map(values) for override in row.overrides]
     except (KeyError, ValueError) as exc:
-        raise ConfigError(f"study row {row.name!r}: override uses an unknown variable {exc}; known: "
-                          f"{', '.join(sorted(values))}") from None
+        raise ConfigError(
+            f"study row {row.name!r}: override uses an unknown variable {exc}; known: {', '.join(sorted(values))}"
+        ) from None
     out = f"train.out_dir={Path(study.out_dir) / row.name}"
     try:
         return load_config(row.config, [*own, *overrides, out])
@@ -142,26 +158,29 @@ def row_config(study: Study, row: StudyRow, overrides: typing.Sequence[str] = ()
         raise ConfigError(f"study row {row.name!r}: {exc}") from None
 
 
-def row_state(config: Config) -> str:
-    """"done" (metrics.json of a complete run), "partial" (last.pt to resume) or "new"."""
+def row_state(config: Config) -> RunState:
+    """The row's checkpoint.run_state, once checked that a finished run is of this row's config."""
     run_dir = Path(config.train.out_dir)
-    if not (run_dir / "last.pt").is_file():
-        return "new"
-    last = load_checkpoint(run_dir / "last.pt")
-    finished = last["epoch"] == config.train.epochs and "interrupted" not in last
-    if finished and (run_dir / "metrics.json").is_file():
+    state = run_state(run_dir, config.train.epochs)
+    if state == "finished":
+        last = load_checkpoint(run_dir / "last.pt")
         differences = config_differences(config_from_dict(last["config"]), config, ("train.out_dir", "data.root"))
         if differences:
-            raise ConfigError(f"{run_dir} holds a finished run of another config: {'; '.join(differences)}. "
-                              f"Delete it to run the row again, or give the study another study.out_dir")
-        return "done"
-    return "partial"
+            raise ConfigError(
+                f"{run_dir} holds a finished run of another config: {'; '.join(differences)}. "
+                f"Delete it to run the row again, or give the study another study.out_dir"
+            )
+    return state
 
 
-def run_study(study: Study, overrides: typing.Sequence[str], train: Callable[[Config, dict | None], Any],
-              log: Callable[[str], None] = print, only: typing.Sequence[str] = (),
-              on_error: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
-              ) -> list[tuple[str, str]]:
+def run_study(
+    study: Study,
+    overrides: typing.Sequence[str],
+    train: Callable[[Config, dict | None], Any],
+    log: Callable[[str], None] = print,
+    only: typing.Sequence[str] = (),
+    on_error: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
+) -> list[tuple[str, str]]:
     """Run every row (or those named in `only`) that is not done; returns (row, error) per failed row.
 
     `train(config, resume)` trains and evaluates one row. A row that fails with a SceneSegError is
@@ -179,14 +198,25 @@ def run_study(study: Study, overrides: typing.Sequence[str], train: Callable[[Co
         run_dir = Path(config.train.out_dir)
         try:
             state = row_state(config)
-            log(f"\n[{index}/{len(study.rows)}] {row.name}: {row.label} "
-                f"({'already done, skipped' if state == 'done' else 'resuming' if state == 'partial' else 'starting'})")
-            if state == "done":
+            doing = {"finished": "already done, skipped", "partial": "resuming", "new": "starting"}[state]
+            log(f"\n[{index}/{len(study.rows)}] {row.name}: {row.label} ({doing})")
+            if state == "finished":
                 continue
             run_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(run_dir / ROW_FILE, json.dumps(
-                {"study": study.name, "row": index, "name": row.name, "label": row.label,
-                 "reference": dataclasses.asdict(row.reference)}, indent=2) + "\n")
+            write_text_atomic(
+                run_dir / ROW_FILE,
+                json.dumps(
+                    {
+                        "study": study.name,
+                        "row": index,
+                        "name": row.name,
+                        "label": row.label,
+                        "reference": dataclasses.asdict(row.reference),
+                    },
+                    indent=2,
+                )
+                + "\n",
+            )
             summary = train(config, checkpoint_to_resume(config, run_dir) if state == "partial" else None)
             log(f"{row.name}: val mIoU {summary['mIoU']:.4f} ({summary['mode']} evaluation)")
         except SceneSegError as exc:

@@ -8,8 +8,8 @@ silently training half a model from scratch is worse than stopping.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -45,11 +45,14 @@ def init_from(model: SegmentationModel, path: str | Path, log: Callable[[str], N
             found = f"file {tuple(source[key].shape)}" if key in source else "missing in file"
             misfit.append(f"{key} (model {tuple(value.shape)}, {found})")
     if misfit:
-        raise WeightsError(f"init_from {path} does not fit the model (another backbone or head?): "
-                           + short_list(misfit))
+        raise WeightsError(
+            f"init_from {path} does not fit the model (another backbone or head?): " + short_list(misfit)
+        )
     dropped = sorted(set(source) - set(target))
     model.load_state_dict({**target, **{k: source[k] for k in kept}})
-    log(f"init_from {path}: kept {len(kept)} tensors, replaced {len(replaced)} "
+    log(
+        f"init_from {path}: kept {len(kept)} tensors, replaced {len(replaced)} "
         f"({', '.join(replaced) or 'none'}), dropped {len(dropped)} ({', '.join(dropped[:8]) or 'none'}"
-        f"{', ...' if len(dropped) > 8 else ''})")
+        f"{', ...' if len(dropped) > 8 else ''})"
+    )
     return {"kept": kept, "replaced": replaced, "dropped": dropped}

@@ -7,7 +7,7 @@ masks and leave the frame untouched in overlays.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -111,5 +111,13 @@ def draw_legend(image: np.ndarray, names: Sequence[str], colours: Palette) -> No
         top = pad + i * row
         swatch = (int(colour[0]), int(colour[1]), int(colour[2]))
         cv2.rectangle(image, (pad, top + 1), (pad + row - 3, top + row - 2), swatch, thickness=-1)
-        cv2.putText(image, name, (2 * pad + row, top + int(row * 0.8)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), thickness, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            name,
+            (2 * pad + row, top + int(row * 0.8)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sceneseg.data import CAMVID_CLASSES, CAMVID_PALETTE, SAMPLE_ROOT, SEGNET_TO_CANONICAL, CamVid
-from sceneseg.data import train_transform
+from sceneseg.data import CAMVID_CLASSES, CAMVID_PALETTE, SAMPLE_ROOT, SEGNET_TO_CANONICAL, CamVid, train_transform
 from sceneseg.errors import DataError
 
 CAMVID_ROOT = Path(__file__).resolve().parents[2].parent / "shared/datasets/camvid"
@@ -69,7 +68,7 @@ def test_jpeg_images_pair_with_png_labels_by_stem(tmp_path):
     write_pair(tmp_path, "val", "f1", np.zeros((8, 8)), ext=".jpg")
     write_pair(tmp_path, "val", "f2", np.ones((8, 8)), ext=".jpg")
     ds = CamVid(tmp_path, "val")
-    assert [(i.name, l.name) for i, l in ds.pairs] == [("f1.jpg", "f1.png"), ("f2.jpg", "f2.png")]
+    assert [(image.name, label.name) for image, label in ds.pairs] == [("f1.jpg", "f1.png"), ("f2.jpg", "f2.png")]
     assert ds[1][1].max() == 0  # SegNet Building (1) is canonical 0
 
 

@@ -47,8 +47,11 @@ def test_dataset_reads_policies_and_split(tmp_path):
     assert (len(train), len(val)) == (36 - 30, 30)
     # the CS 6476 split: the last 10 frames of each category are val
     names = sorted(p[0].stem for p in val.pairs)
-    assert names == sorted([f"um_{i:06d}" for i in range(2, 12)] + [f"umm_{i:06d}" for i in range(1, 11)]
-                           + [f"uu_{i:06d}" for i in range(3, 13)])
+    assert names == sorted(
+        [f"um_{i:06d}" for i in range(2, 12)]
+        + [f"umm_{i:06d}" for i in range(1, 11)]
+        + [f"uu_{i:06d}" for i in range(3, 13)]
+    )
     image, label = val.load_raw(0)
     assert image.shape == (20, 30, 3) and set(np.unique(label)) <= {0, 1, 255}
     assert KittiRoad(tmp_path, "all", resize=(16, 48)).load_raw(5)[1].shape == (16, 48)

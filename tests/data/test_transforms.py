@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from sceneseg.data import CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, SegTransform
-from sceneseg.data import train_transform, val_transform, whole_transform
+from sceneseg.data import (
+    CAMVID_PALETTE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SegTransform,
+    train_transform,
+    val_transform,
+    whole_transform,
+)
 
 MEAN_RGB = np.round(np.array(IMAGENET_MEAN) * 255)
 # Far enough from region edges that blur (5x5) and interpolation cannot reach the pixel.
@@ -109,3 +116,14 @@ def test_whole_transform_keeps_label_resolution():
     out_image, _ = whole_transform(None)(image, label, 0)
     assert out_image.shape == (3, 360, 480)
     assert np.abs(unnormalise(out_image) - image).max() < 1e-3
+
+
+def test_declared_albumentations_has_the_arguments_used_here():
+    # transforms.py passes 2.x arguments (fill, fill_mask, pad_position, Compose(seed=...)) that 1.4
+    # releases before 1.4.24 lack; the requirement must not admit those.
+    import re
+    from pathlib import Path
+
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    (minimum,) = re.findall(r'"albumentations>=([\d.]+)"', pyproject)
+    assert tuple(int(part) for part in minimum.split(".")) >= (2, 0)

@@ -24,9 +24,17 @@ def test_registered_under_pspnet() -> None:
     assert MODELS["pspnet"] is pspnet
 
 
-@pytest.mark.parametrize("zoom, height, width", [
-    (8, 65, 65), (8, 97, 129), (1, 97, 129), (2, 65, 65), (4, 65, 65), (4, 41, 56),
-])
+@pytest.mark.parametrize(
+    "zoom, height, width",
+    [
+        (8, 65, 65),
+        (8, 97, 129),
+        (1, 97, 129),
+        (2, 65, 65),
+        (4, 65, 65),
+        (4, 41, 56),
+    ],
+)
 def test_output_size_per_zoom_factor(zoom: int, height: int, width: int) -> None:
     with torch.no_grad():
         out = small(zoom_factor=zoom).eval()(torch.randn(1, 3, height, width))
@@ -69,8 +77,7 @@ def test_aux_only_when_enabled_and_training() -> None:
 def test_head_layout_and_widths() -> None:
     # ResNet-18 widths scale the reference's (2048 -> 512 per quarter): see the pspnet docstring.
     net = small()
-    assert [type(m).__name__ for m in net.cls] == ["Conv2d", "BatchNorm2d", "ReLU", "Dropout2d",
-                                                   "Conv2d"]
+    assert [type(m).__name__ for m in net.cls] == ["Conv2d", "BatchNorm2d", "ReLU", "Dropout2d", "Conv2d"]
     assert net.cls[0].weight.shape == (128, 1024, 3, 3) and net.cls[0].bias is None
     assert net.cls[4].weight.shape == (NUM_CLASSES, 128, 1, 1) and net.cls[4].bias is not None
     assert net.aux[0].weight.shape == (64, 256, 3, 3) and net.aux[3].p == 0.1
@@ -112,10 +119,14 @@ def test_deep_stem_bins_and_depth() -> None:
 
 
 def test_factory_errors() -> None:
-    for options, word in [({"output_stride": 4}, "output_stride = 4"),
-                          ({"zoom_factor": 3}, "zoom_factor = 3"), ({"bins": ()}, "bins = []"),
-                          ({"bins": (1, 0)}, "bins = [1, 0]"), ({"bins": (1, 2, 3)}, "[1, 2, 3]"),
-                          ({"backbone": "vgg16"}, "vgg16")]:
+    for options, word in [
+        ({"output_stride": 4}, "output_stride = 4"),
+        ({"zoom_factor": 3}, "zoom_factor = 3"),
+        ({"bins": ()}, "bins = []"),
+        ({"bins": (1, 0)}, "bins = [1, 0]"),
+        ({"bins": (1, 2, 3)}, "[1, 2, 3]"),
+        ({"backbone": "vgg16"}, "vgg16"),
+    ]:
         with pytest.raises(ConfigError, match=word.replace("[", r"\[").replace("]", r"\]")):
             small(**options)
     small(bins=(1, 2, 3), use_ppm=False)  # bins do not matter without the PPM
@@ -144,10 +155,8 @@ def test_pspnet50_parameter_count_matches_reference(classes: int, expected: int)
 def test_torchvision_and_reference_backbone_files_load(tmp_path: Path) -> None:
     torch.manual_seed(3)
     # (a) torchvision layout (plain stem, with its fc) into the plain-stem backbone.
-    source = {k: torch.rand_like(v) if v.is_floating_point() else v
-              for k, v in resnet18().state_dict().items()}
-    torch.save({**source, "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)},
-               tmp_path / "r18.pth")
+    source = {k: torch.rand_like(v) if v.is_floating_point() else v for k, v in resnet18().state_dict().items()}
+    torch.save({**source, "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}, tmp_path / "r18.pth")
     net = small(deep_stem=False, pretrained=str(tmp_path / "r18.pth"))
     loaded = net.backbone.state_dict()
     assert loaded.keys() == source.keys()  # strict: nothing missing, nothing left over
@@ -156,8 +165,7 @@ def test_torchvision_and_reference_backbone_files_load(tmp_path: Path) -> None:
     with torch.device("meta"):
         keys = resnet50(deep_stem=True).state_dict()
     v2 = {k: torch.full(v.shape, 0.5) for k, v in keys.items() if not k.endswith("tracked")}
-    torch.save({**v2, "fc.weight": torch.zeros(1000, 2048), "fc.bias": torch.zeros(1000)},
-               tmp_path / "resnet50_v2.pth")
+    torch.save({**v2, "fc.weight": torch.zeros(1000, 2048), "fc.bias": torch.zeros(1000)}, tmp_path / "resnet50_v2.pth")
     net = pspnet(19, pretrained=str(tmp_path / "resnet50_v2.pth"), aux_loss=False)
     assert net.backbone.layer4[2].bn3.running_var.eq(0.5).all()
     assert net.backbone.conv3.weight.eq(0.5).all()

@@ -17,8 +17,7 @@ from torch import nn
 
 import sceneseg
 from sceneseg.errors import WeightsError
-from sceneseg.models import (PSPNet, from_reference, infer_reference_config, is_reference_pspnet,
-                             pspnet, to_reference)
+from sceneseg.models import PSPNet, from_reference, infer_reference_config, is_reference_pspnet, pspnet, to_reference
 
 CLASSES = 7
 
@@ -47,25 +46,38 @@ class RefBottleneck(nn.Module):
 
 
 def ref_layer(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
-    down = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
-                         nn.BatchNorm2d(planes * 4))
-    return nn.Sequential(RefBottleneck(inplanes, planes, stride, down),
-                         *[RefBottleneck(planes * 4, planes) for _ in range(1, blocks)])
+    down = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+    return nn.Sequential(
+        RefBottleneck(inplanes, planes, stride, down), *[RefBottleneck(planes * 4, planes) for _ in range(1, blocks)]
+    )
 
 
 def ref_head(cin: int, hidden: int, classes: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden),
-                         nn.ReLU(), nn.Dropout2d(0.1), nn.Conv2d(hidden, classes, 1))
+    return nn.Sequential(
+        nn.Conv2d(cin, hidden, 3, padding=1, bias=False),
+        nn.BatchNorm2d(hidden),
+        nn.ReLU(),
+        nn.Dropout2d(0.1),
+        nn.Conv2d(hidden, classes, 1),
+    )
 
 
 class RefPSPNet(nn.Module):
     def __init__(self, classes: int, bins=(1, 2, 3, 6), zoom_factor: int = 8) -> None:
         super().__init__()
         self.zoom_factor = zoom_factor
-        self.layer0 = nn.Sequential(conv3x3(3, 64, 2), nn.BatchNorm2d(64), nn.ReLU(),
-                                    conv3x3(64, 64), nn.BatchNorm2d(64), nn.ReLU(),
-                                    conv3x3(64, 128), nn.BatchNorm2d(128), nn.ReLU(),
-                                    nn.MaxPool2d(3, 2, padding=1))
+        self.layer0 = nn.Sequential(
+            conv3x3(3, 64, 2),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            conv3x3(64, 64),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            conv3x3(64, 128),
+            nn.BatchNorm2d(128),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, padding=1),
+        )
         self.layer1 = ref_layer(128, 64, 3, 1)
         self.layer2 = ref_layer(256, 128, 4, 2)
         self.layer3 = ref_layer(512, 256, 6, 2)
@@ -78,8 +90,9 @@ class RefPSPNet(nn.Module):
                     m.stride = (1, 1)
         self.ppm = nn.Module()
         self.ppm.features = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(2048, 512, 1, bias=False),
-                          nn.BatchNorm2d(512), nn.ReLU()) for b in bins)
+            nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(2048, 512, 1, bias=False), nn.BatchNorm2d(512), nn.ReLU())
+            for b in bins
+        )
         self.cls = ref_head(4096, 512, classes)
         self.aux = ref_head(1024, 256, classes)
 
@@ -87,8 +100,9 @@ class RefPSPNet(nn.Module):
         h, w = ((s - 1) // 8 * self.zoom_factor + 1 for s in x.shape[-2:])
         x = self.layer2(self.layer1(self.layer0(x)))
         x = self.layer4(self.layer3(x))
-        x = torch.cat([x] + [F.interpolate(f(x), x.shape[-2:], mode="bilinear", align_corners=True)
-                             for f in self.ppm.features], 1)
+        x = torch.cat(
+            [x] + [F.interpolate(f(x), x.shape[-2:], mode="bilinear", align_corners=True) for f in self.ppm.features], 1
+        )
         return F.interpolate(self.cls(x), (h, w), mode="bilinear", align_corners=True)
 
 
@@ -122,11 +136,25 @@ def reference_file(ours: PSPNet, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def test_key_layout(ours: PSPNet) -> None:
     ref = to_reference(ours.state_dict())
-    for key in ["layer0.0.weight", "layer0.1.running_var", "layer0.3.weight", "layer0.4.bias",
-                "layer0.6.weight", "layer0.7.num_batches_tracked", "layer1.0.downsample.0.weight",
-                "layer4.2.bn3.weight", "ppm.features.0.1.weight", "ppm.features.3.2.running_mean",
-                "cls.0.weight", "cls.1.weight", "cls.4.weight", "cls.4.bias", "aux.0.weight",
-                "aux.1.running_var", "aux.4.bias"]:
+    for key in [
+        "layer0.0.weight",
+        "layer0.1.running_var",
+        "layer0.3.weight",
+        "layer0.4.bias",
+        "layer0.6.weight",
+        "layer0.7.num_batches_tracked",
+        "layer1.0.downsample.0.weight",
+        "layer4.2.bn3.weight",
+        "ppm.features.0.1.weight",
+        "ppm.features.3.2.running_mean",
+        "cls.0.weight",
+        "cls.1.weight",
+        "cls.4.weight",
+        "cls.4.bias",
+        "aux.0.weight",
+        "aux.1.running_var",
+        "aux.4.bias",
+    ]:
         assert key in ref, key
     assert not any(k.startswith(("backbone.", "layer0.2", "layer0.9")) for k in ref)
     assert ref["layer0.6.weight"].shape == (128, 64, 3, 3)
@@ -157,17 +185,28 @@ def test_infer_reference_config(ours: PSPNet, reference_file: Path) -> None:
     checkpoint = torch.load(reference_file, weights_only=True)
     assert is_reference_pspnet(checkpoint) and is_reference_pspnet(checkpoint["state_dict"])
     assert infer_reference_config(checkpoint) == {
-        "num_classes": CLASSES, "backbone": "resnet50", "deep_stem": True, "use_ppm": True,
-        "aux_loss": True, "bins": (1, 2, 3, 6), "output_stride": 8}
+        "num_classes": CLASSES,
+        "backbone": "resnet50",
+        "deep_stem": True,
+        "use_ppm": True,
+        "aux_loss": True,
+        "bins": (1, 2, 3, 6),
+        "output_stride": 8,
+    }
     with torch.device("meta"):  # shapes are enough to read the architecture
         r101 = to_reference(pspnet(3, backbone="resnet101").state_dict())
-        r18 = to_reference(pspnet(4, "resnet18", deep_stem=False, use_ppm=False,
-                                  aux_loss=False).state_dict())
+        r18 = to_reference(pspnet(4, "resnet18", deep_stem=False, use_ppm=False, aux_loss=False).state_dict())
         two = to_reference(pspnet(4, "resnet18", bins=(1, 3)).state_dict())
     assert infer_reference_config(r101)["backbone"] == "resnet101"
     assert infer_reference_config(r18) == {
-        "num_classes": 4, "backbone": "resnet18", "deep_stem": False, "use_ppm": False,
-        "aux_loss": False, "bins": (1, 2, 3, 6), "output_stride": 8}
+        "num_classes": 4,
+        "backbone": "resnet18",
+        "deep_stem": False,
+        "use_ppm": False,
+        "aux_loss": False,
+        "bins": (1, 2, 3, 6),
+        "output_stride": 8,
+    }
     with pytest.raises(WeightsError, match="2 branches"):
         infer_reference_config(two)
     assert infer_reference_config(two, bins=(1, 3))["bins"] == (1, 3)

@@ -195,13 +195,18 @@ def test_deep_stem_keys_and_shapes() -> None:
     assert sd["bn3.running_var"].shape == (128,)
     assert sd["layer1.0.conv1.weight"].shape == (64, 128, 1, 1)
     assert sd["layer1.0.downsample.0.weight"].shape == (256, 128, 1, 1)
-    assert list(sd)[len(stem):] == TORCHVISION_RESNET50_KEYS[6:]
+    assert list(sd)[len(stem) :] == TORCHVISION_RESNET50_KEYS[6:]
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
-@pytest.mark.parametrize("flags, stride", [
-    ((False, False, False), 32), ((False, False, True), 16), ((False, True, True), 8),
-])
+@pytest.mark.parametrize(
+    "flags, stride",
+    [
+        ((False, False, False), 32),
+        ((False, False, True), 16),
+        ((False, True, True), 8),
+    ],
+)
 def test_output_stride_and_feature_shapes(arch: str, flags: tuple, stride: int) -> None:
     # OS 8 also runs the deep stem, so its forward pass is covered for both block types.
     model = RESNETS[arch](deep_stem=stride == 8, replace_stride_with_dilation=flags).eval()

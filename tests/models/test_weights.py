@@ -11,6 +11,7 @@ from sceneseg.errors import WeightsError
 from sceneseg.models.resnet import resnet18
 from sceneseg.models.weights import load_backbone_weights
 
+
 @pytest.fixture(scope="module")
 def trained_state() -> dict[str, torch.Tensor]:
     """A resnet18 state_dict with non-default BN statistics, like a real checkpoint."""
@@ -53,9 +54,11 @@ def test_mismatching_files_are_rejected(trained_state: dict, tmp_path: Path) -> 
     missing = {k: v for k, v in trained_state.items() if k != "layer2.0.bn1.weight"}
     extra = {**trained_state, "layer5.0.conv1.weight": torch.zeros(3)}
     shape = {**trained_state, "layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1)}
-    cases = [(missing, ["missing", "layer2.0.bn1.weight"]),
-             (extra, ["unexpected", "layer5.0.conv1.weight"]),
-             (shape, ["layer1.0.conv1.weight", "(64, 64, 1, 1)", "(64, 64, 3, 3)"])]
+    cases = [
+        (missing, ["missing", "layer2.0.bn1.weight"]),
+        (extra, ["unexpected", "layer5.0.conv1.weight"]),
+        (shape, ["layer1.0.conv1.weight", "(64, 64, 1, 1)", "(64, 64, 3, 3)"]),
+    ]
     for i, (state, words) in enumerate(cases):
         path = _save(state, tmp_path / f"bad{i}.pth")
         with pytest.raises(WeightsError) as info:

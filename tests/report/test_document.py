@@ -7,8 +7,12 @@ import pytest
 from sceneseg.report.document import Figure, Heading, Paragraph, Table, to_html, to_markdown, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n-not-a-real-image-"
-BLOCKS = [Heading("Results"), Paragraph("made with `sceneseg` <fast>"),
-          Table(("row", "mIoU"), (("a|b", "0.5000"),), caption="ours"), Figure("curve.png", PNG, "curves")]
+BLOCKS = [
+    Heading("Results"),
+    Paragraph("made with `sceneseg` <fast>"),
+    Table(("row", "mIoU"), (("a|b", "0.5000"),), caption="ours"),
+    Figure("curve.png", PNG, "curves"),
+]
 
 
 def test_markdown_and_html_hold_the_same_content():

@@ -40,8 +40,11 @@ def _table(tables, first_header: str, contains: str) -> list[list[str]]:
 
 def _load(out: Path, run: str) -> tuple[dict, list[dict], dict]:
     folder = out / run
-    return (json.loads((folder / "metrics.json").read_text()), json.loads((folder / "history.json").read_text()),
-            json.loads((folder / "row.json").read_text()))
+    return (
+        json.loads((folder / "metrics.json").read_text()),
+        json.loads((folder / "history.json").read_text()),
+        json.loads((folder / "row.json").read_text()),
+    )
 
 
 def test_tables_hold_the_numbers_of_the_runs(small_study):
@@ -78,15 +81,18 @@ def test_tables_hold_the_numbers_of_the_runs(small_study):
     share = confusion.sum(1) / confusion.sum()
     for i, cells in enumerate(per_class[1:]):
         assert cells[0] == runs["simple"][0]["classes"][i]["name"] and cells[1] == f"{100 * share[i]:.2f}%"
-        assert cells[2:] == [f"{runs[n][0]['classes'][i]['iou']:.4f}" if runs[n][0]["classes"][i]["iou"] is not None
-                             else "-" for n in ("simple", "pspnet")]
+        assert cells[2:] == [
+            f"{runs[n][0]['classes'][i]['iou']:.4f}" if runs[n][0]["classes"][i]["iou"] is not None else "-"
+            for n in ("simple", "pspnet")
+        ]
 
     hardest = [t for t in tables if t[0][:2] == ["rank", "class"]]
     assert len(hardest) == 2
     for table, name in zip(hardest, ("simple", "pspnet")):
         # lowest IoU first; ties keep the dataset's class order
-        scored = sorted(((c["iou"], c["name"]) for c in runs[name][0]["classes"] if c["iou"] is not None),
-                        key=lambda pair: pair[0])
+        scored = sorted(
+            ((c["iou"], c["name"]) for c in runs[name][0]["classes"] if c["iou"] is not None), key=lambda pair: pair[0]
+        )
         assert [r[1] for r in table[1:]] == [n for _, n in scored[:5]]
         assert [r[2] for r in table[1:]] == [f"{iou:.4f}" for iou, _ in scored[:5]]
 
@@ -127,8 +133,20 @@ def test_every_picture_exists_and_the_html_needs_nothing_else(small_study):
 def test_report_command_and_its_errors(small_study, tmp_path, capsys):
     _, out = small_study
     target = tmp_path / "rep"
-    args = ["report", str(out / "simple"), str(out / "pspnet"), "--out", str(target), "--frames", "0016E5_07987",
-            "--compare", "pspnet", "simple", "--title", "Two runs"]
+    args = [
+        "report",
+        str(out / "simple"),
+        str(out / "pspnet"),
+        "--out",
+        str(target),
+        "--frames",
+        "0016E5_07987",
+        "--compare",
+        "pspnet",
+        "simple",
+        "--title",
+        "Two runs",
+    ]
     assert main(args) == 0
     markdown = (target / "README.md").read_text()
     assert markdown.startswith("# Two runs\n") and "KITTI" not in markdown
@@ -145,17 +163,31 @@ def test_report_command_and_its_errors(small_study, tmp_path, capsys):
     assert main(["report", str(out / "simple"), str(out / "pspnet"), "--out", str(target), "--count", "0"]) == 2
     assert "report count = 0: expected at least 1 frame" in capsys.readouterr().err
     assert (target / "README.md").read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == [
-        "rep", "unfinished"]
+        "rep",
+        "unfinished",
+    ]
 
 
-@pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
-                    reason="headless Chromium is not installed (Debian: apt-get install chromium)")
+@pytest.mark.skipif(
+    not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
+    reason="headless Chromium is not installed (Debian: apt-get install chromium)",
+)
 def test_headless_chromium_screenshots_the_whole_page(small_study, tmp_path):
     _, out = small_study
     shot = tmp_path / "report.png"
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "screenshot_report.py"),
-                           str(out / "report" / "index.html"), str(shot), "--width", "1000"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "screenshot_report.py"),
+            str(out / "report" / "index.html"),
+            str(shot),
+            "--width",
+            "1000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     image = cv2.imread(str(shot))
     assert image.shape[1] == 1000 and image.shape[0] > 3000  # the whole page, not one window

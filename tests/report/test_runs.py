@@ -11,8 +11,12 @@ from sceneseg.report.runs import Run, confused_with, converged_epoch, hardest_cl
 
 def _run(confusion: list[list[int]], ious: list[float | None]) -> Run:
     names = ["road", "car", "pole"]
-    metrics = {"classes": [{"name": n, "iou": iou, "acc": 0.0} for n, iou in zip(names, ious)],
-               "confusion": confusion, "mIoU": 0.5, "epoch": 1}
+    metrics = {
+        "classes": [{"name": n, "iou": iou, "acc": 0.0} for n, iou in zip(names, ious)],
+        "confusion": confusion,
+        "mIoU": 0.5,
+        "epoch": 1,
+    }
     return Run("r", None, "r", {}, None, metrics, [])
 
 

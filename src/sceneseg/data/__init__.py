@@ -1,5 +1,6 @@
 """Datasets, augmentation and dataset checks."""
 
+from sceneseg.data.base import SegmentationDataset
 from sceneseg.data.camvid import (
     CAMVID_CLASSES,
     CAMVID_PALETTE,
@@ -7,10 +8,9 @@ from sceneseg.data.camvid import (
     SEGNET_TO_CANONICAL,
     CamVid,
 )
-from sceneseg.data.base import SegmentationDataset
+from sceneseg.data.check import format_summary, summarize
 from sceneseg.data.folder import FolderDataset
 from sceneseg.data.kitti_road import KITTI_CLASSES, KITTI_PALETTE, KittiRoad
-from sceneseg.data.check import format_summary, summarize
 from sceneseg.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -20,7 +20,11 @@ from sceneseg.data.transforms import (
     whole_transform,
 )
 
+# data.dataset names a class here; data.options are its constructor's options (builders.dataset_options).
+DATASETS: dict[str, type[SegmentationDataset]] = {"camvid": CamVid, "kitti_road": KittiRoad, "folder": FolderDataset}
+
 __all__ = [
+    "DATASETS",
     "CAMVID_CLASSES",
     "CAMVID_PALETTE",
     "IMAGENET_MEAN",

@@ -9,9 +9,11 @@ training.
 
 from __future__ import annotations
 
+import random
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,8 +21,8 @@ import torch
 from torch.utils.data import Dataset
 
 from sceneseg.errors import DataError
+from sceneseg.labels import IGNORE_INDEX
 
-IGNORE_INDEX = 255
 # Marks label values that belong to no class; a label containing one is rejected.
 INVALID = 254
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -28,14 +30,13 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 Transform = Callable[[np.ndarray, np.ndarray, int], tuple[torch.Tensor, torch.Tensor]]
 
 
-def find_pairs(image_dir: Path, label_dir: Path,
-               layout: str = "a folder of images and a folder of label PNGs named like them") -> list[tuple[Path, Path]]:
+def find_pairs(
+    image_dir: Path, label_dir: Path, layout: str = "a folder of images and a folder of label PNGs named like them"
+) -> list[tuple[Path, Path]]:
     """Pair every image in `image_dir` with the label PNG of the same stem in `label_dir`."""
     for folder in (image_dir, label_dir):
         if not folder.is_dir():
-            raise DataError(
-                f"folder {folder} does not exist; expected {layout}"
-            )
+            raise DataError(f"folder {folder} does not exist; expected {layout}")
     labels = {p.stem: p for p in label_dir.iterdir() if p.suffix.lower() == ".png"}
     pairs: dict[str, tuple[Path, Path]] = {}
     for image in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES):
@@ -68,6 +69,28 @@ def read_list_file(list_file: Path, root: Path) -> list[tuple[Path, Path]]:
                 raise DataError(f"{path} (in {list_file} line {number}) does not exist; expected a file")
         pairs.append(pair)
     return pairs
+
+
+Splits = dict[str, list[tuple[Path, Path]]]
+
+
+def held_out_split(pairs: list[tuple[Path, Path]], val: list[tuple[Path, Path]]) -> Splits:
+    """{"train": pairs not in `val`, "val": those in it, "all": every pair}, each in the order of `pairs`."""
+    held_out = set(val)
+    return {
+        "train": [p for p in pairs if p not in held_out],
+        "val": [p for p in pairs if p in held_out],
+        "all": list(pairs),
+    }
+
+
+def ratio_split(pairs: list[tuple[Path, Path]], val_ratio: float, seed: int) -> Splits:
+    """A deterministic random split: `val_ratio` of the pairs (at least one), drawn with `seed`, are val."""
+    if not 0 < val_ratio < 1:
+        raise DataError(f"val_ratio = {val_ratio}: expected a fraction between 0 and 1 (both excluded)")
+    shuffled = list(pairs)
+    random.Random(seed).shuffle(shuffled)
+    return held_out_split(pairs, shuffled[: max(1, round(len(pairs) * val_ratio))])
 
 
 def _read_bytes(path: Path, size: int = -1) -> bytes:
@@ -135,12 +158,21 @@ class SegmentationDataset(Dataset):
     palette: tuple[tuple[int, int, int], ...] = ()
     ignore_index: int = IGNORE_INDEX
 
-    def __init__(self, pairs: list[tuple[Path, Path]], source: str, transform: Transform | None = None,
-                 cache: bool = False, seed: int = 0, resize: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        pairs: list[tuple[Path, Path]],
+        source: str,
+        transform: Transform | None = None,
+        cache: bool = False,
+        seed: int = 0,
+        resize: tuple[int, int] | None = None,
+    ) -> None:
         """`resize` (height, width), if given, is applied to every decoded pair: image bilinear
         (area when shrinking), label nearest, as datasets of mixed frame sizes often need."""
         if not pairs:
             raise DataError(f"{source} holds no image/label pairs; expected at least one")
+        if resize is not None and (len(resize) != 2 or min(resize) < 1):
+            raise DataError(f"resize = {list(resize)}: expected [height, width] in pixels")
         self.pairs = pairs
         self.transform = transform
         self.seed = seed

@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from sceneseg.data.base import (
-    IGNORE_INDEX, INVALID, SegmentationDataset, Transform, find_pairs, read_index_label, read_list_file,
+    IGNORE_INDEX,
+    INVALID,
+    SegmentationDataset,
+    Transform,
+    find_pairs,
+    read_index_label,
+    read_list_file,
 )
 from sceneseg.errors import DataError
 
@@ -60,8 +66,9 @@ class CamVid(SegmentationDataset):
         if list_file is None:
             if split not in _SPLITS:
                 raise DataError(f"split {split!r} is unknown; expected one of {', '.join(_SPLITS)}")
-            pairs = find_pairs(self.root / split, self.root / f"{split}annot",
-                               "SegNet layout <root>/<split>/ and <root>/<split>annot/")
+            pairs = find_pairs(
+                self.root / split, self.root / f"{split}annot", "SegNet layout <root>/<split>/ and <root>/<split>annot/"
+            )
             self._lut, self._valid = SEGNET_TO_CANONICAL, "SegNet indices 0-11"
             source = f"{self.root / split}"
         else:

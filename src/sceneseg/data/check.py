@@ -9,7 +9,8 @@ pedestrians, cyclists) are where segmentation models fail first.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,5 @@ def format_summary(summary: dict[str, Any], class_names: Sequence[str]) -> str:
     rows = zip(class_names, summary["class_share"], summary["class_pixels"])
     for name, share, pixels in rows:
         lines.append(f"{name:<{width}}  {share:>8.2f}  {pixels:>12d}")
-    lines.append(
-        f"{'(ignored)':<{width}}  {summary['ignored_share']:>8.2f}  {summary['ignored_pixels']:>12d}"
-    )
+    lines.append(f"{'(ignored)':<{width}}  {summary['ignored_share']:>8.2f}  {summary['ignored_pixels']:>12d}")
     return "\n".join(lines)

@@ -15,12 +15,19 @@ Splits: `cs6476` (default) holds out the last 10 frames of each category (um, um
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import numpy as np
 
-from sceneseg.data.base import IGNORE_INDEX, SegmentationDataset, Transform, read_image
+from sceneseg.data.base import (
+    IGNORE_INDEX,
+    SegmentationDataset,
+    Splits,
+    Transform,
+    held_out_split,
+    ratio_split,
+    read_image,
+)
 from sceneseg.errors import DataError
 
 KITTI_CLASSES: tuple[str, ...] = ("Road", "Not_Road")
@@ -36,8 +43,10 @@ def kitti_pairs(root: Path) -> list[tuple[Path, Path]]:
     image_dir, gt_dir = root / "training" / "image_2", root / "training" / "gt_image_2"
     for folder in (image_dir, gt_dir):
         if not folder.is_dir():
-            raise DataError(f"folder {folder} does not exist; expected the KITTI data_road layout "
-                            "<root>/training/image_2 and <root>/training/gt_image_2")
+            raise DataError(
+                f"folder {folder} does not exist; expected the KITTI data_road layout "
+                "<root>/training/image_2 and <root>/training/gt_image_2"
+            )
     pairs = []
     for image in sorted(image_dir.glob("*.png")):
         category, _, number = image.stem.partition("_")
@@ -50,25 +59,17 @@ def kitti_pairs(root: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def split_pairs(pairs: list[tuple[Path, Path]], mode: str = "cs6476", val_ratio: float = 0.1,
-                seed: int = 0) -> dict[str, list[tuple[Path, Path]]]:
+def split_pairs(pairs: list[tuple[Path, Path]], mode: str = "cs6476", val_ratio: float = 0.1, seed: int = 0) -> Splits:
     """Deterministic train/val split of KITTI pairs (see the module docstring)."""
-    if mode == "cs6476":
-        val = []
-        for category in CATEGORIES:
-            frames = [p for p in pairs if p[0].stem.split("_")[0] == category]
-            val += frames[-VAL_PER_CATEGORY:]
-    elif mode == "ratio":
-        if not 0 < val_ratio < 1:
-            raise DataError(f"val_ratio = {val_ratio}: expected a fraction between 0 and 1")
-        shuffled = list(pairs)
-        random.Random(seed).shuffle(shuffled)
-        val = shuffled[: max(1, round(len(pairs) * val_ratio))]
-    else:
+    if mode == "ratio":
+        return ratio_split(pairs, val_ratio, seed)
+    if mode != "cs6476":
         raise DataError(f"split mode {mode!r} is unknown; expected one of {', '.join(SPLIT_MODES)}")
-    held_out = set(val)
-    return {"train": [p for p in pairs if p not in held_out], "val": [p for p in pairs if p in held_out],
-            "all": list(pairs)}
+    val = []
+    for category in CATEGORIES:
+        frames = [p for p in pairs if p[0].stem.split("_")[0] == category]
+        val += frames[-VAL_PER_CATEGORY:]
+    return held_out_split(pairs, val)
 
 
 def road_labels(rgb: np.ndarray, policy: str) -> np.ndarray:
@@ -84,10 +85,19 @@ class KittiRoad(SegmentationDataset):
     class_names = KITTI_CLASSES
     palette = KITTI_PALETTE
 
-    def __init__(self, root: str | Path, split: str = "train", transform: Transform | None = None,
-                 policy: str = "kitti", split_mode: str = "cs6476", val_ratio: float = 0.1,
-                 split_seed: int = 0, resize: tuple[int, int] | None = None, cache: bool = False,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        transform: Transform | None = None,
+        policy: str = "kitti",
+        split_mode: str = "cs6476",
+        val_ratio: float = 0.1,
+        split_seed: int = 0,
+        resize: tuple[int, int] | None = None,
+        cache: bool = False,
+        seed: int = 0,
+    ) -> None:
         if policy not in POLICIES:
             raise DataError(f"label policy {policy!r} is unknown; expected one of {', '.join(POLICIES)}")
         if split not in ("train", "val", "all"):
@@ -102,4 +112,6 @@ class KittiRoad(SegmentationDataset):
         return road_labels(read_image(path), self.policy)
 
     def __repr__(self) -> str:
-        return f"KittiRoad(root={str(self.root)!r}, split={self.split!r}, policy={self.policy!r}, pairs={len(self.pairs)})"
+        return (
+            f"KittiRoad(root={str(self.root)!r}, split={self.split!r}, policy={self.policy!r}, pairs={len(self.pairs)})"
+        )

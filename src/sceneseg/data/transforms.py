@@ -25,10 +25,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from sceneseg.errors import DataError  # noqa: E402
+from sceneseg.labels import IGNORE_INDEX  # noqa: E402
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-IGNORE_INDEX = 255
 
 # Padding colour for uint8 RGB images (before normalisation), i.e. the mean in 0-255 units.
 _MEAN_RGB_U8 = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)
@@ -50,13 +50,10 @@ class SegTransform:
         self.compose = compose
         self.resize_label = resize_label
 
-    def __call__(
-        self, image: np.ndarray, label: np.ndarray, seed: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: np.ndarray, label: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         if image.shape[:2] != label.shape[:2]:
             raise DataError(
-                f"image size {image.shape[:2]} and label size {label.shape[:2]} differ; "
-                "expected equal sizes"
+                f"image size {image.shape[:2]} and label size {label.shape[:2]} differ; expected equal sizes"
             )
         self._seed(seed)
         if self.resize_label:
@@ -147,8 +144,14 @@ def train_transform(
 def _crop_padding() -> dict:
     # Frames smaller than the crop are padded: image with the mean (zero after normalising),
     # label with ignore, so padding never counts as a class.
-    return dict(pad_if_needed=True, pad_position="center", border_mode=cv2.BORDER_CONSTANT,
-                fill=_MEAN_RGB_U8, fill_mask=IGNORE_INDEX, p=1.0)
+    return dict(
+        pad_if_needed=True,
+        pad_position="center",
+        border_mode=cv2.BORDER_CONSTANT,
+        fill=_MEAN_RGB_U8,
+        fill_mask=IGNORE_INDEX,
+        p=1.0,
+    )
 
 
 def val_transform(short_side: int = 240, crop_size: int = 201) -> SegTransform:

@@ -6,10 +6,14 @@ an auxiliary head) and has a `backbone` attribute: parameters outside `backbone.
 
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from torch import nn
 
+from sceneseg.errors import ConfigError
 from sceneseg.models.heads import (
     ConvClassifier,
     PyramidPoolingModule,
@@ -33,13 +37,33 @@ from sceneseg.models.resnet import (
     resnet50,
     resnet101,
 )
-from sceneseg.models.weights import TORCHVISION_URLS, load_backbone_weights
 from sceneseg.models.simple import SimpleSegmentationNet, simple_segmentation_net
+from sceneseg.models.weights import TORCHVISION_URLS, load_backbone_weights
+
+if TYPE_CHECKING:
+    from sceneseg.config import ModelConfig
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "simple": simple_segmentation_net,
     "pspnet": pspnet,
 }
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    """Call the factory `MODELS[config.name]` with the options set (not null) in `config`."""
+    if config.name not in MODELS:
+        raise ConfigError(f"model.name = {config.name!r}: expected one of {', '.join(sorted(MODELS))}")
+    factory = MODELS[config.name]
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name" and v is not None}
+    accepted = inspect.signature(factory).parameters
+    foreign = sorted(set(options) - set(accepted))
+    if foreign:
+        raise ConfigError(
+            f"model.{foreign[0]} does not apply to model {config.name!r}; set it to null "
+            f"(its options: {', '.join(k for k in accepted if k != 'num_classes')})"
+        )
+    return factory(**options)
+
 
 __all__ = [
     "MODELS",
@@ -52,6 +76,7 @@ __all__ = [
     "PyramidPoolingModule",
     "ResNet",
     "SimpleSegmentationNet",
+    "build_model",
     "from_reference",
     "infer_reference_config",
     "is_reference_pspnet",

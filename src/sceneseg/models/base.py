@@ -26,7 +26,7 @@ class SegmentationModel(nn.Module):
         self.backbone_frozen = True
         self.backbone.eval()
 
-    def train(self, mode: bool = True) -> "SegmentationModel":
+    def train(self, mode: bool = True) -> SegmentationModel:
         super().train(mode)
         if self.backbone_frozen:
             # BatchNorm in train mode would update its running statistics from the new data.

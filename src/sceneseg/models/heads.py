@@ -6,7 +6,7 @@ size is the model's job, so one head can serve backbones of any output stride.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -114,16 +114,11 @@ class PyramidPoolingModule(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         size = x.shape[-2:]
-        pooled = [
-            F.interpolate(branch(x), size, mode="bilinear", align_corners=True)
-            for branch in self.features
-        ]
+        pooled = [F.interpolate(branch(x), size, mode="bilinear", align_corners=True) for branch in self.features]
         return torch.cat([x, *pooled], dim=1)
 
 
-def conv_bn_relu_classifier(
-    in_channels: int, hidden: int, num_classes: int, dropout: float = 0.1
-) -> nn.Sequential:
+def conv_bn_relu_classifier(in_channels: int, hidden: int, num_classes: int, dropout: float = 0.1) -> nn.Sequential:
     """3x3 conv (no bias) -> BN -> ReLU -> Dropout2d -> 1x1 conv with bias: PSPNet's `cls`/`aux`.
 
     A Sequential so the keys are the reference's: `0.weight` (3x3 conv), `1.*` (BN) and

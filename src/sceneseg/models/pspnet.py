@@ -20,8 +20,8 @@ hidden widths of `cls` and `aux` are a quarter of the channels of layer4 and lay
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -47,8 +47,13 @@ class PSPNet(SegmentationModel):
     final_layers = ("cls.4", "aux.4")
 
     def __init__(
-        self, backbone: ResNet, num_classes: int, use_ppm: bool = True, aux_loss: bool = True,
-        bins: Sequence[int] = (1, 2, 3, 6), zoom_factor: int = 8,
+        self,
+        backbone: ResNet,
+        num_classes: int,
+        use_ppm: bool = True,
+        aux_loss: bool = True,
+        bins: Sequence[int] = (1, 2, 3, 6),
+        zoom_factor: int = 8,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -114,9 +119,9 @@ def pspnet(
     if not bins or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in bins):
         raise ConfigError(f"bins = {list(bins)!r}: expected a non-empty list of positive integers")
     # The reference dilates every block of layer3/layer4 (see ResNet's dilate_all_blocks).
-    trunk = RESNETS[backbone](deep_stem=deep_stem,
-                              replace_stride_with_dilation=_DILATION_FLAGS[output_stride],
-                              dilate_all_blocks=True)
+    trunk = RESNETS[backbone](
+        deep_stem=deep_stem, replace_stride_with_dilation=_DILATION_FLAGS[output_stride], dilate_all_blocks=True
+    )
     channels = trunk.channels["layer4"]
     if use_ppm and channels % len(bins):
         raise ConfigError(
@@ -124,6 +129,5 @@ def pspnet(
             f"{len(bins)} pyramid branches cannot share equally; use 1, 2, 4 or 8 bins"
         )
     if pretrained is not None:
-        load_backbone_weights(trunk, pretrained if pretrained == "imagenet" else Path(pretrained),
-                              backbone)
+        load_backbone_weights(trunk, pretrained if pretrained == "imagenet" else Path(pretrained), backbone)
     return PSPNet(trunk, num_classes, use_ppm, aux_loss, bins, zoom_factor)

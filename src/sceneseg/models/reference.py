@@ -15,7 +15,8 @@ bn2, relu, conv3, bn3, relu, maxpool), and the stages as top-level `layer1`...`l
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from torch import Tensor
 
@@ -29,8 +30,7 @@ _STAGES = ("layer1", "layer2", "layer3", "layer4")
 _HEADS = ("ppm", "cls", "aux")
 REFERENCE_BINS = (1, 2, 3, 6)  # not stored in the weights; the paper's and reference's default
 # (Bottleneck?, blocks in layer3) -> backbone name.
-_DEPTHS = {(False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50",
-           (True, 23): "resnet101"}
+_DEPTHS = {(False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50", (True, 23): "resnet101"}
 
 
 def reference_state_dict(obj: Any) -> dict[str, Tensor] | None:
@@ -105,7 +105,7 @@ def _rename_keys(state: Mapping[str, Tensor], rename: Callable[[str], str | None
 
 
 def _block_count(state: Mapping[str, Tensor], prefix: str) -> int:
-    return len({key[len(prefix):].split(".", 1)[0] for key in state if key.startswith(prefix)})
+    return len({key[len(prefix) :].split(".", 1)[0] for key in state if key.startswith(prefix)})
 
 
 def infer_reference_config(obj: Any, bins: Sequence[int] | None = None) -> dict[str, Any]:
@@ -122,8 +122,7 @@ def infer_reference_config(obj: Any, bins: Sequence[int] | None = None) -> dict[
     backbone = _DEPTHS.get((bottleneck, layer3))
     if backbone is None:
         kind = "Bottleneck" if bottleneck else "BasicBlock"
-        raise WeightsError(f"unsupported backbone: {layer3} {kind} blocks in layer3 "
-                           f"(supported: ResNet-18/34/50/101)")
+        raise WeightsError(f"unsupported backbone: {layer3} {kind} blocks in layer3 (supported: ResNet-18/34/50/101)")
     use_ppm = any(key.startswith("ppm.") for key in state)
     branches = _block_count(state, "ppm.features.")
     chosen = tuple(bins) if bins is not None else REFERENCE_BINS

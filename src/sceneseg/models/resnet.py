@@ -11,11 +11,9 @@ keys (conv1/bn1/conv2/bn2/conv3/bn3, then layer1...) match its published `resnet
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
-
-
 
 _STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -35,8 +33,12 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(
-        self, inplanes: int, planes: int, stride: int = 1,
-        downsample: nn.Module | None = None, dilation: int = 1,
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         # torchvision refuses dilation here; we dilate both 3x3 convs (as dilated residual networks
@@ -61,8 +63,12 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(
-        self, inplanes: int, planes: int, stride: int = 1,
-        downsample: nn.Module | None = None, dilation: int = 1,
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         self.conv1 = _conv1x1(inplanes, planes)
@@ -139,8 +145,12 @@ class ResNet(nn.Module):
         self._init_weights(zero_init_residual)
 
     def _make_layer(
-        self, block: type[BasicBlock] | type[Bottleneck], planes: int, blocks: int,
-        stride: int = 1, dilate: bool = False,
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        planes: int,
+        blocks: int,
+        stride: int = 1,
+        dilate: bool = False,
     ) -> nn.Sequential:
         previous_dilation = self.dilation
         if dilate:
@@ -192,28 +202,52 @@ Dilation = tuple[bool, bool, bool]
 _NO_DILATION: Dilation = (False, False, False)
 
 
-def resnet18(deep_stem: bool = False, replace_stride_with_dilation: Dilation = _NO_DILATION,
-             *, zero_init_residual: bool = False, dilate_all_blocks: bool = False) -> ResNet:
-    return ResNet(BasicBlock, (2, 2, 2, 2), deep_stem, replace_stride_with_dilation,
-                  zero_init_residual, dilate_all_blocks)
+def resnet18(
+    deep_stem: bool = False,
+    replace_stride_with_dilation: Dilation = _NO_DILATION,
+    *,
+    zero_init_residual: bool = False,
+    dilate_all_blocks: bool = False,
+) -> ResNet:
+    return ResNet(
+        BasicBlock, (2, 2, 2, 2), deep_stem, replace_stride_with_dilation, zero_init_residual, dilate_all_blocks
+    )
 
 
-def resnet34(deep_stem: bool = False, replace_stride_with_dilation: Dilation = _NO_DILATION,
-             *, zero_init_residual: bool = False, dilate_all_blocks: bool = False) -> ResNet:
-    return ResNet(BasicBlock, (3, 4, 6, 3), deep_stem, replace_stride_with_dilation,
-                  zero_init_residual, dilate_all_blocks)
+def resnet34(
+    deep_stem: bool = False,
+    replace_stride_with_dilation: Dilation = _NO_DILATION,
+    *,
+    zero_init_residual: bool = False,
+    dilate_all_blocks: bool = False,
+) -> ResNet:
+    return ResNet(
+        BasicBlock, (3, 4, 6, 3), deep_stem, replace_stride_with_dilation, zero_init_residual, dilate_all_blocks
+    )
 
 
-def resnet50(deep_stem: bool = False, replace_stride_with_dilation: Dilation = _NO_DILATION,
-             *, zero_init_residual: bool = False, dilate_all_blocks: bool = False) -> ResNet:
-    return ResNet(Bottleneck, (3, 4, 6, 3), deep_stem, replace_stride_with_dilation,
-                  zero_init_residual, dilate_all_blocks)
+def resnet50(
+    deep_stem: bool = False,
+    replace_stride_with_dilation: Dilation = _NO_DILATION,
+    *,
+    zero_init_residual: bool = False,
+    dilate_all_blocks: bool = False,
+) -> ResNet:
+    return ResNet(
+        Bottleneck, (3, 4, 6, 3), deep_stem, replace_stride_with_dilation, zero_init_residual, dilate_all_blocks
+    )
 
 
-def resnet101(deep_stem: bool = False, replace_stride_with_dilation: Dilation = _NO_DILATION,
-              *, zero_init_residual: bool = False, dilate_all_blocks: bool = False) -> ResNet:
-    return ResNet(Bottleneck, (3, 4, 23, 3), deep_stem, replace_stride_with_dilation,
-                  zero_init_residual, dilate_all_blocks)
+def resnet101(
+    deep_stem: bool = False,
+    replace_stride_with_dilation: Dilation = _NO_DILATION,
+    *,
+    zero_init_residual: bool = False,
+    dilate_all_blocks: bool = False,
+) -> ResNet:
+    return ResNet(
+        Bottleneck, (3, 4, 23, 3), deep_stem, replace_stride_with_dilation, zero_init_residual, dilate_all_blocks
+    )
 
 
 RESNETS: dict[str, Callable[..., ResNet]] = {

@@ -59,6 +59,7 @@ def simple_segmentation_net(
         raise ConfigError(f"unknown backbone {backbone!r}; choose one of {sorted(RESNETS)}")
     trunk = RESNETS[backbone](deep_stem=deep_stem)
     if pretrained is not None:
-        load_backbone_weights(trunk, pretrained if pretrained == "imagenet" else Path(pretrained),
-                              backbone, cache_dir=weights_cache)
+        load_backbone_weights(
+            trunk, pretrained if pretrained == "imagenet" else Path(pretrained), backbone, cache_dir=weights_cache
+        )
     return SimpleSegmentationNet(trunk, num_classes)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -22,9 +23,7 @@ TORCHVISION_URLS: dict[str, str] = {
 }
 
 
-def load_backbone_weights(
-    model: ResNet, source: str | Path, arch: str, cache_dir: str | Path | None = None
-) -> None:
+def load_backbone_weights(model: ResNet, source: str | Path, arch: str, cache_dir: str | Path | None = None) -> None:
     """Load ImageNet weights into `model`, strictly: every key must be present with its shape.
 
     `source` is a weights file, or the string "imagenet" for torchvision's published file for
@@ -41,8 +40,11 @@ def load_backbone_weights(
         state = read_weights_file(source)
         if is_sceneseg_checkpoint(state):
             state = _backbone_of(state, origin)
-    load_strict(model, _clean_state_dict(state, origin),
-                f"weights {origin} do not fit the backbone (is it for another depth or stem?)")
+    load_strict(
+        model,
+        _clean_state_dict(state, origin),
+        f"weights {origin} do not fit the backbone (is it for another depth or stem?)",
+    )
 
 
 def _download_imagenet(model: ResNet, arch: str, cache_dir: str | Path | None) -> object:
@@ -53,19 +55,28 @@ def _download_imagenet(model: ResNet, arch: str, cache_dir: str | Path | None) -
             "instead of 'imagenet', or turn deep_stem off"
         )
     if arch not in TORCHVISION_URLS:
-        raise WeightsError(
-            f"no torchvision ImageNet weights for backbone {arch!r}; "
-            f"known: {sorted(TORCHVISION_URLS)}"
-        )
+        raise WeightsError(f"no torchvision ImageNet weights for backbone {arch!r}; known: {sorted(TORCHVISION_URLS)}")
     url = TORCHVISION_URLS[arch]
+    where = Path(cache_dir) if cache_dir is not None else Path(torch.hub.get_dir()) / "checkpoints"
+    # torch.hub loads a cached file without checking it again; one that does not load is named, as
+    # downloading again cannot help while it is there.
+    cached = where / Path(urlparse(url).path).name
+    was_cached = cached.is_file()
     # Network, disk and hash failures surface as many exception types; all mean the same here.
     try:
         return torch.hub.load_state_dict_from_url(
-            url, model_dir=None if cache_dir is None else str(cache_dir),
-            map_location="cpu", weights_only=True, check_hash=True,
+            url,
+            model_dir=str(where),
+            map_location="cpu",
+            weights_only=True,
+            check_hash=True,
         )
     except Exception as exc:
-        where = cache_dir if cache_dir is not None else Path(torch.hub.get_dir()) / "checkpoints"
+        if was_cached:
+            raise WeightsError(
+                f"cannot read {cached}, the cached copy of ImageNet weights {url} "
+                f"({str(exc).split('. ')[0]}); delete it to download it again"
+            ) from exc
         raise WeightsError(
             f"could not fetch ImageNet weights {url} into {where}: {exc}. On an offline machine, "
             f"copy the file into that folder or pass its path instead of 'imagenet'"
@@ -107,10 +118,14 @@ def load_strict(model: nn.Module, state: Mapping[str, Tensor], message: str) -> 
     unexpected = [k for k in state if k not in expected]
     mismatched = [
         f"{k} (file {tuple(v.shape)}, model {tuple(expected[k].shape)})"
-        for k, v in state.items() if k in expected and v.shape != expected[k].shape
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape
     ]
-    problems = [f"{label}: {short_list(keys)}" for label, keys in (
-        ("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)) if keys]
+    problems = [
+        f"{label}: {short_list(keys)}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched))
+        if keys
+    ]
     if problems:
         raise WeightsError(f"{message}; " + "; ".join(problems))
     model.load_state_dict({**expected, **state}, strict=True)

@@ -9,8 +9,8 @@ loss curves together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import SceneSegError
 from . import figures
@@ -22,8 +22,14 @@ DATASET_TITLES = {"camvid": "CamVid", "kitti_road": "KITTI road", "folder": "ima
 PER_CLASS_COLUMNS = 3  # groups with at most this many classes show per-class figures in the results table
 
 
-def build_report(run_dirs: Sequence[Path], out: Path, settings, title: str = "sceneseg report",
-                 show_progress: bool = True, intro: str = "") -> list[Block]:
+def build_report(
+    run_dirs: Sequence[Path],
+    out: Path,
+    settings,
+    title: str = "sceneseg report",
+    show_progress: bool = True,
+    intro: str = "",
+) -> list[Block]:
     """Write the report of `run_dirs` into `out` (see document.write_report); returns its blocks.
     `settings` is a study.ReportSettings (compare, frames, pick, count); `intro` opens the page."""
     if not run_dirs:
@@ -36,10 +42,14 @@ def build_report(run_dirs: Sequence[Path], out: Path, settings, title: str = "sc
     for run in runs:
         groups.setdefault(tuple(run.class_names), []).append(run)
     blocks: list[Block] = [Paragraph(intro)] if intro else []
-    blocks += [Paragraph(
-        f"Built by `sceneseg report` from {len(runs)} run folder(s): "
-        + ", ".join(f"`{run.path}`" for run in runs) + ". Every number is read from the runs' "
-        "`metrics.json` (final evaluation of `best.pt`) and `history.json` (per-epoch records).")]
+    blocks += [
+        Paragraph(
+            f"Built by `sceneseg report` from {len(runs)} run folder(s): "
+            + ", ".join(f"`{run.path}`" for run in runs)
+            + ". Every number is read from the runs' "
+            "`metrics.json` (final evaluation of `best.pt`) and `history.json` (per-epoch records)."
+        )
+    ]
     # The dataset with the most rows (a study's main one) first; a stand-in or transfer row after.
     for group in sorted(groups.values(), key=len, reverse=True):
         blocks += _group_section(group, runs, settings, show_progress)
@@ -48,41 +58,92 @@ def build_report(run_dirs: Sequence[Path], out: Path, settings, title: str = "sc
 
 
 def _group_section(group: list[Run], runs: list[Run], settings, show_progress: bool) -> list[Block]:
-    dataset = DATASET_TITLES.get(group[0].config.data.dataset, group[0].config.data.dataset)
+    """The report's section on the runs of one dataset."""
     slug = group[0].config.data.dataset
+    dataset = DATASET_TITLES.get(slug, slug)
     classes = group[0].class_names
-    blocks: list[Block] = [Heading(f"{dataset}: results ({len(classes)} classes)"), _results_table(group),
-                           _protocol_table(group)]
-    if len(classes) > PER_CLASS_COLUMNS:
-        pair = _compared(group, settings.compare)
-        share = pixel_share(pair[0])
-        blocks += [Heading(f"{dataset}: per-class IoU", 3), _class_table(pair, share),
-                   Figure(f"{slug}_class_iou.png", figures.class_iou_bars(pair, share),
-                          "Per-class val IoU of the two compared runs; brackets: the class's share of val pixels."),
-                   Heading(f"{dataset}: hardest classes", 3)]
-        blocks += [_hardest_table(run) for run in pair]
-    blocks += [Heading(f"{dataset}: training curves", 3),
-               Figure(f"{slug}_curves.png", figures.curves(group),
-                      "Train loss and per-epoch val mIoU of every run on shared axes."),
-               _convergence_table(group), Heading(f"{dataset}: confusion matrices", 3),
-               Figure(f"{slug}_confusion.png", figures.confusion_heatmaps(group),
-                      "Confusion matrix of each run on val, each row normalised to 1 (where the pixels of "
-                      "the row's class went; the diagonal is the class accuracy).")]
-    if len(classes) > PER_CLASS_COLUMNS:
-        frames, palette = qualitative_frames(pair, settings.frames, settings.pick, settings.count, show_progress)
-        how = "chosen in the study file" if settings.frames else \
-            f"the {len(frames)} {settings.pick} by per-image mIoU averaged over both runs"
-        blocks += [Heading(f"{dataset}: qualitative results", 3), Figure(
-            f"{slug}_qualitative.png", figures.qualitative_grid(frames, [r.label for r in pair], classes, palette),
+    blocks: list[Block] = [
+        Heading(f"{dataset}: results ({len(classes)} classes)"),
+        _results_table(group),
+        _protocol_table(group),
+    ]
+    # Per-class tables and image grids only where the classes are too many for the results table.
+    pair = _compared(group, settings.compare) if len(classes) > PER_CLASS_COLUMNS else None
+    if pair:
+        blocks += _comparison_blocks(dataset, slug, pair)
+    blocks += _curve_blocks(dataset, slug, group)
+    if pair:
+        blocks += _qualitative_blocks(dataset, slug, pair, settings, show_progress)
+    return blocks + _transfer_blocks(dataset, group, runs)
+
+
+def _comparison_blocks(dataset: str, slug: str, pair: list[Run]) -> list[Block]:
+    share = pixel_share(pair[0])
+    return [
+        Heading(f"{dataset}: per-class IoU", 3),
+        _class_table(pair, share),
+        Figure(
+            f"{slug}_class_iou.png",
+            figures.class_iou_bars(pair, share),
+            "Per-class val IoU of the two compared runs; brackets: the class's share of val pixels.",
+        ),
+        Heading(f"{dataset}: hardest classes", 3),
+        *[_hardest_table(run) for run in pair],
+    ]
+
+
+def _curve_blocks(dataset: str, slug: str, group: list[Run]) -> list[Block]:
+    return [
+        Heading(f"{dataset}: training curves", 3),
+        Figure(
+            f"{slug}_curves.png",
+            figures.curves(group),
+            "Train loss and per-epoch val mIoU of every run on shared axes.",
+        ),
+        _convergence_table(group),
+        Heading(f"{dataset}: confusion matrices", 3),
+        Figure(
+            f"{slug}_confusion.png",
+            figures.confusion_heatmaps(group),
+            "Confusion matrix of each run on val, each row normalised to 1 (where the pixels of "
+            "the row's class went; the diagonal is the class accuracy).",
+        ),
+    ]
+
+
+def _qualitative_blocks(dataset: str, slug: str, pair: list[Run], settings, show_progress: bool) -> list[Block]:
+    frames, palette = qualitative_frames(pair, settings.frames, settings.pick, settings.count, show_progress)
+    how = (
+        "chosen in the study file"
+        if settings.frames
+        else f"the {len(frames)} {settings.pick} by per-image mIoU averaged over both runs"
+    )
+    return [
+        Heading(f"{dataset}: qualitative results", 3),
+        Figure(
+            f"{slug}_qualitative.png",
+            figures.qualitative_grid(frames, [r.label for r in pair], pair[0].class_names, palette),
             f"Val frames {how}: image, ground truth, then per run its prediction and its errors (red; "
-            f"black: unlabelled).")]
+            f"black: unlabelled).",
+        ),
+    ]
+
+
+def _transfer_blocks(dataset: str, group: list[Run], runs: list[Run]) -> list[Block]:
+    """For each run started from another run's weights: both runs' curves in one figure."""
+    blocks: list[Block] = []
     for run in group:
         source = _source(run, runs)
         if source is not None:
-            blocks += [Heading(f"Transfer: {source.label} to {run.label}", 3), Figure(
-                f"transfer_{run.name}.png", figures.curves([run], source=source),
-                f"Loss and val mIoU of the source run (dashed, {DATASET_TITLES.get(source.config.data.dataset)}) "
-                f"and of the run started from its weights (solid, {dataset}).")]
+            blocks += [
+                Heading(f"Transfer: {source.label} to {run.label}", 3),
+                Figure(
+                    f"transfer_{run.name}.png",
+                    figures.curves([run], source=source),
+                    f"Loss and val mIoU of the source run (dashed, {DATASET_TITLES.get(source.config.data.dataset)}) "
+                    f"and of the run started from its weights (solid, {dataset}).",
+                ),
+            ]
     return blocks
 
 
@@ -95,22 +156,36 @@ def _results_table(group: list[Run]) -> Table:
     rows = []
     for run in group:
         m, ref = run.metrics, run.reference
-        row = [run.label, fmt(run.best_record["train_mIoU"]), fmt(m["mIoU"]), fmt(m.get("mAcc")),
-               fmt(m.get("allAcc")), fmt(ref.get("train_mIoU")), fmt(ref.get("val_mIoU"))]
+        row = [
+            run.label,
+            fmt(run.best_record["train_mIoU"]),
+            fmt(m["mIoU"]),
+            fmt(m.get("mAcc")),
+            fmt(m.get("allAcc")),
+            fmt(ref.get("train_mIoU")),
+            fmt(ref.get("val_mIoU")),
+        ]
         if per_class:
             row += [fmt(c["iou"]) for c in m["classes"]] + [fmt(c["acc"]) for c in m["classes"]]
         rows.append(tuple(row))
-    return Table(tuple(headers), tuple(rows), caption=(
-        "Ours: train mIoU is the training loop's (augmented crops) at the epoch of `best.pt`; val mIoU, mAcc "
-        "and allAcc are the final evaluation of `best.pt`. The reference columns are the original CS 6476 "
-        "study's published figures (ResNet-50 backbones, GPU), not ours; '-' where it published none."))
+    return Table(
+        tuple(headers),
+        tuple(rows),
+        caption=(
+            "Ours: train mIoU is the training loop's (augmented crops) at the epoch of `best.pt`; val mIoU, mAcc "
+            "and allAcc are the final evaluation of `best.pt`. The reference columns are the original CS 6476 "
+            "study's published figures (ResNet-50 backbones, GPU), not ours; '-' where it published none."
+        ),
+    )
 
 
 def _protocol_table(group: list[Run]) -> Table:
     columns = list(protocol(group[0]))
-    return Table(("row", *columns), tuple((run.label, *protocol(run).values()) for run in group),
-                 caption="How each row was made. Wall time: training (with per-epoch validation) plus the final "
-                         "evaluation.")
+    return Table(
+        ("row", *columns),
+        tuple((run.label, *protocol(run).values()) for run in group),
+        caption="How each row was made. Wall time: training (with per-epoch validation) plus the final evaluation.",
+    )
 
 
 def _compared(group: list[Run], names: Sequence[str]) -> list[Run]:
@@ -127,25 +202,48 @@ def _compared(group: list[Run], names: Sequence[str]) -> list[Run]:
 
 def _class_table(pair: list[Run], share) -> Table:
     headers = ("class", "val pixel share", *(f"IoU: {run.label}" for run in pair))
-    rows = tuple((name, f"{100 * share[i]:.2f}%", *(fmt(run.metrics["classes"][i]["iou"]) for run in pair))
-                 for i, name in enumerate(pair[0].class_names))
+    rows = tuple(
+        (name, f"{100 * share[i]:.2f}%", *(fmt(run.metrics["classes"][i]["iou"]) for run in pair))
+        for i, name in enumerate(pair[0].class_names)
+    )
     return Table(headers, rows)
 
 
 def _hardest_table(run: Run) -> Table:
-    rows = tuple((str(rank), h["class"], fmt(h["iou"]), f"{100 * h['share']:.2f}%",
-                  ", ".join(f"{name} ({100 * part:.0f}%)" for name, part in h["confused_with"]) or "-")
-                 for rank, h in enumerate(hardest_classes(run), 1))
-    return Table(("rank", "class", "val IoU", "val pixel share", "its pixels predicted as"), rows,
-                 caption=f"{run.label}: the five classes with the lowest val IoU; the last column is from the "
-                         f"confusion matrix (share of the class's labelled pixels).")
+    rows = tuple(
+        (
+            str(rank),
+            h["class"],
+            fmt(h["iou"]),
+            f"{100 * h['share']:.2f}%",
+            ", ".join(f"{name} ({100 * part:.0f}%)" for name, part in h["confused_with"]) or "-",
+        )
+        for rank, h in enumerate(hardest_classes(run), 1)
+    )
+    return Table(
+        ("rank", "class", "val IoU", "val pixel share", "its pixels predicted as"),
+        rows,
+        caption=f"{run.label}: the five classes with the lowest val IoU; the last column is from the "
+        f"confusion matrix (share of the class's labelled pixels).",
+    )
 
 
 def _convergence_table(group: list[Run]) -> Table:
-    rows = tuple((run.label, str(converged_epoch(run.history)), fmt(run.history[-1]["train_loss"]),
-                  str(run.metrics["epoch"]), f"{run.train_seconds / 60:.1f} min") for run in group)
-    return Table(("row", "converged epoch", "final train loss", "best val epoch", "train time"), rows,
-                 caption="Converged epoch: the first epoch whose train loss is within 1% of the final epoch's.")
+    rows = tuple(
+        (
+            run.label,
+            str(converged_epoch(run.history)),
+            fmt(run.history[-1]["train_loss"]),
+            str(run.metrics["epoch"]),
+            f"{run.train_seconds / 60:.1f} min",
+        )
+        for run in group
+    )
+    return Table(
+        ("row", "converged epoch", "final train loss", "best val epoch", "train time"),
+        rows,
+        caption="Converged epoch: the first epoch whose train loss is within 1% of the final epoch's.",
+    )
 
 
 def _source(run: Run, runs: list[Run]) -> Run | None:

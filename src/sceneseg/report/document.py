@@ -11,9 +11,9 @@ import html
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Figure:
     caption: str
 
 
-Block = Union[Heading, Paragraph, Table, Figure]
+Block = Heading | Paragraph | Table | Figure
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1200px;margin:2em auto;
@@ -77,8 +77,13 @@ def to_markdown(title: str, blocks: Sequence[Block]) -> str:
         elif isinstance(block, Table):
             cells = [[c.replace("|", "\\|") for c in row] for row in (block.headers, *block.rows)]
             lines.append("| " + " | ".join(cells[0]) + " |")
-            lines.append("|" + "|".join("---:" if block.rows and _is_number(block.rows[0][i]) else "---"
-                                        for i in range(len(block.headers))) + "|")
+            lines.append(
+                "|"
+                + "|".join(
+                    "---:" if block.rows and _is_number(block.rows[0][i]) else "---" for i in range(len(block.headers))
+                )
+                + "|"
+            )
             lines += ["| " + " | ".join(row) + " |" for row in cells[1:]]
             lines += ["", *([block.caption, ""] if block.caption else [])]
         else:
@@ -95,17 +100,27 @@ def to_html(title: str, blocks: Sequence[Block]) -> str:
             body.append(f"<p>{_inline_html(block.text)}</p>")
         elif isinstance(block, Table):
             head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
-            rows = "".join("<tr>" + "".join(
-                f'<td class="num">{html.escape(c)}</td>' if _is_number(c) else f"<td>{_inline_html(c)}</td>"
-                for c in row) + "</tr>" for row in block.rows)
+            rows = "".join(
+                "<tr>"
+                + "".join(
+                    f'<td class="num">{html.escape(c)}</td>' if _is_number(c) else f"<td>{_inline_html(c)}</td>"
+                    for c in row
+                )
+                + "</tr>"
+                for row in block.rows
+            )
             caption = f'<div class="caption">{_inline_html(block.caption)}</div>' if block.caption else ""
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{caption}")
         else:
             data = base64.b64encode(block.png).decode("ascii")
-            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.caption)}">'
-                        f'<figcaption class="caption">{_inline_html(block.caption)}</figcaption></figure>')
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            body.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.caption)}">'
+                f'<figcaption class="caption">{_inline_html(block.caption)}</figcaption></figure>'
+            )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def write_report(out: Path, title: str, blocks: Sequence[Block]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ..labels import IGNORE_INDEX  # noqa: E402
 from .runs import Run, converged_epoch  # noqa: E402
 
 ERROR_COLOUR = (230, 25, 25)  # wrong pixels in the error maps; right ones are greyed out
@@ -32,7 +33,7 @@ def curves(runs: Sequence[Run], source: Run | None = None) -> bytes:
     for run in ([source] if source else []) + list(runs):
         epochs = [r["epoch"] for r in run.history]
         style = "--" if run is source else "-"
-        line, = loss_ax.plot(epochs, [r["train_loss"] for r in run.history], style, label=run.label)
+        (line,) = loss_ax.plot(epochs, [r["train_loss"] for r in run.history], style, label=run.label)
         miou_ax.plot(epochs, [r["val_mIoU"] for r in run.history], style, color=line.get_color())
         done = converged_epoch(run.history)
         loss_ax.plot([done], [run.history[done - epochs[0]]["train_loss"]], "o", color=line.get_color())
@@ -54,7 +55,7 @@ def confusion_heatmaps(runs: Sequence[Run], columns: int = 3) -> bytes:
     rows = -(-len(runs) // columns)
     size = 1.6 + 0.42 * len(names)
     figure, axes = plt.subplots(rows, columns, squeeze=False, figsize=(columns * size, rows * (size + 0.5)))
-    for ax in axes.flat[len(runs):]:
+    for ax in axes.flat[len(runs) :]:
         ax.axis("off")
     for ax, run in zip(axes.flat, runs):
         matrix = run.confusion
@@ -67,8 +68,15 @@ def confusion_heatmaps(runs: Sequence[Run], columns: int = 3) -> bytes:
             for i in range(len(names)):
                 for j in range(len(names)):
                     if normalised[i, j] >= 0.01:
-                        ax.text(j, i, f"{normalised[i, j]:.2f}"[1:] if normalised[i, j] < 1 else "1", ha="center",
-                                va="center", fontsize=5.5, color="white" if normalised[i, j] > 0.6 else "black")
+                        ax.text(
+                            j,
+                            i,
+                            f"{normalised[i, j]:.2f}"[1:] if normalised[i, j] < 1 else "1",
+                            ha="center",
+                            va="center",
+                            fontsize=5.5,
+                            color="white" if normalised[i, j] > 0.6 else "black",
+                        )
     figure.supxlabel("predicted", fontsize=9)
     figure.supylabel("ground truth", fontsize=9)
     figure.colorbar(image, ax=axes, fraction=0.02, pad=0.02)
@@ -92,7 +100,7 @@ def class_iou_bars(runs: Sequence[Run], share: np.ndarray) -> bytes:
     return _png(figure)
 
 
-def error_map(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, ignore: int = 255) -> np.ndarray:
+def error_map(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, ignore: int = IGNORE_INDEX) -> np.ndarray:
     """The frame in grey, wrong pixels in red, unlabelled pixels black."""
     grey = image.mean(2, keepdims=True).repeat(3, 2) * 0.5
     result = np.where((prediction != truth)[..., None], np.array(ERROR_COLOUR, np.float64), grey)
@@ -100,8 +108,9 @@ def error_map(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, igno
     return result.astype(np.uint8)
 
 
-def qualitative_grid(frames: Sequence[dict], model_labels: Sequence[str], class_names: Sequence[str],
-                     palette: Sequence[Sequence[int]]) -> bytes:
+def qualitative_grid(
+    frames: Sequence[dict], model_labels: Sequence[str], class_names: Sequence[str], palette: Sequence[Sequence[int]]
+) -> bytes:
     """One row per frame: image | ground truth | per model: prediction, errors.
 
     Each frame dict holds "name", "image", "truth" (colour RGB arrays) and per model "predictions",
@@ -109,13 +118,16 @@ def qualitative_grid(frames: Sequence[dict], model_labels: Sequence[str], class_
     columns = 2 + 2 * len(model_labels)
     height, width = frames[0]["image"].shape[:2]
     scale = 2.6 / width
-    figure, axes = plt.subplots(len(frames), columns, squeeze=False,
-                                figsize=(columns * 2.6, len(frames) * height * scale + 1.2))
+    figure, axes = plt.subplots(
+        len(frames), columns, squeeze=False, figsize=(columns * 2.6, len(frames) * height * scale + 1.2)
+    )
     for row, frame in enumerate(frames):
         panels = [(frame["image"], frame["name"]), (frame["truth"], "ground truth")]
         for k, label in enumerate(model_labels):
-            panels += [(frame["predictions"][k], f"{label}\nmIoU {frame['miou'][k]:.3f}"),
-                       (frame["errors"][k], "errors (red)")]
+            panels += [
+                (frame["predictions"][k], f"{label}\nmIoU {frame['miou'][k]:.3f}"),
+                (frame["errors"][k], "errors (red)"),
+            ]
         for ax, (picture, title) in zip(axes[row], panels):
             ax.imshow(picture)
             ax.set_title(title, fontsize=7)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -11,9 +11,9 @@ from tqdm import tqdm
 
 from ..api import load_model, predict
 from ..builders import build_dataset
-from ..data.base import IGNORE_INDEX
 from ..errors import ConfigError
 from ..inference import bf16_supported
+from ..labels import IGNORE_INDEX
 from ..metrics import ConfusionMatrix
 from ..visualize import colorize
 from .figures import error_map
@@ -37,8 +37,10 @@ def _select(names: list[str], wanted: Sequence[str]) -> list[int]:
     for want in wanted:
         matches = [i for i, name in enumerate(names) if want in (name, Path(name).stem)]
         if not matches:
-            raise ConfigError(f"qualitative frame {want!r} is not a val frame; val frames are e.g. "
-                              f"{', '.join(names[:5])} ({len(names)} in all)")
+            raise ConfigError(
+                f"qualitative frame {want!r} is not a val frame; val frames are e.g. "
+                f"{', '.join(names[:5])} ({len(names)} in all)"
+            )
         chosen.append(matches[0])
     return chosen
 
@@ -58,8 +60,9 @@ def _spread(ranked: list[int], count: int, gap: int = 3) -> list[int]:
     return chosen[:count]
 
 
-def qualitative_frames(runs: Sequence[Run], frames: Sequence[str] = (), pick: str = "worst", count: int = 3,
-                       show_progress: bool = True) -> tuple[list[dict], tuple]:
+def qualitative_frames(
+    runs: Sequence[Run], frames: Sequence[str] = (), pick: str = "worst", count: int = 3, show_progress: bool = True
+) -> tuple[list[dict], tuple]:
     """Frame dicts for figures.qualitative_grid, and the palette they are drawn in (the dataset's,
     stored with the first run's model): the named `frames`, or the `count` frames with the
     lowest ("worst") or highest ("best") per-image mIoU averaged over the runs, at least 3 val
@@ -67,7 +70,7 @@ def qualitative_frames(runs: Sequence[Run], frames: Sequence[str] = (), pick: st
     the first run's val frames (it supplies images and ground truth)."""
     if not frames and count < 1:
         raise ConfigError(f"report count = {count}: expected at least 1 frame for the qualitative grid")
-    dataset = build_dataset(runs[0].config.data, runs[0].config.data.val_split, "whole")
+    dataset = build_dataset(runs[0].config.data, "val", "whole")
     names = frame_names(dataset.pairs)
     models = [load_model(run.path / "best.pt") for run in runs]
     bf16 = bf16_supported(torch.device("cpu"))
@@ -85,7 +88,14 @@ def qualitative_frames(runs: Sequence[Run], frames: Sequence[str] = (), pick: st
     chosen = []
     for index in indices:
         image, truth, predictions, scores = results[index]
-        chosen.append({"name": names[index], "image": image, "truth": colorize(truth, palette),
-                       "predictions": [colorize(p, palette) for p in predictions],
-                       "errors": [error_map(image, truth, p) for p in predictions], "miou": scores})
+        chosen.append(
+            {
+                "name": names[index],
+                "image": image,
+                "truth": colorize(truth, palette),
+                "predictions": [colorize(p, palette) for p in predictions],
+                "errors": [error_map(image, truth, p) for p in predictions],
+                "miou": scores,
+            }
+        )
     return chosen, palette

@@ -51,8 +51,10 @@ def load_run(path: Path) -> Run:
     path = Path(path)
     for name in ("metrics.json", "history.json", "best.pt"):
         if not (path / name).is_file():
-            raise SceneSegError(f"{path} is not a finished run: it has no {name} (finish it with "
-                                f"`sceneseg train ... --resume`, or leave it out of the report)")
+            raise SceneSegError(
+                f"{path} is not a finished run: it has no {name} (finish it with "
+                f"`sceneseg train ... --resume`, or leave it out of the report)"
+            )
     try:
         metrics = json.loads((path / "metrics.json").read_text())
         history = json.loads((path / "history.json").read_text())
@@ -61,11 +63,20 @@ def load_run(path: Path) -> Run:
         raise SceneSegError(f"{path}: a JSON file is damaged ({exc})") from None
     for key in ("mIoU", "classes", "confusion", "epoch"):
         if key not in metrics:
-            raise SceneSegError(f"{path / 'metrics.json'} lacks {key!r}: written by an older sceneseg? "
-                                f"Re-run `sceneseg train ... --resume` to evaluate again")
+            raise SceneSegError(
+                f"{path / 'metrics.json'} lacks {key!r}: written by an older sceneseg? "
+                f"Re-run `sceneseg train ... --resume` to evaluate again"
+            )
     config = config_from_dict(load_checkpoint(path / "best.pt")["config"])
-    return Run(name=path.name, path=path, label=row.get("label", config.name),
-               reference=row.get("reference") or {}, config=config, metrics=metrics, history=history)
+    return Run(
+        name=path.name,
+        path=path,
+        label=row.get("label", config.name),
+        reference=row.get("reference") or {},
+        config=config,
+        metrics=metrics,
+        history=history,
+    )
 
 
 def pixel_share(run: Run) -> np.ndarray:
@@ -88,8 +99,10 @@ def hardest_classes(run: Run, count: int = 5) -> list[dict]:
     ties keep the dataset's class order."""
     share = pixel_share(run)
     scored = [(c["iou"], i) for i, c in enumerate(run.metrics["classes"]) if c["iou"] is not None]
-    return [{"class": run.class_names[i], "iou": iou, "share": float(share[i]),
-             "confused_with": confused_with(run, i)} for iou, i in sorted(scored)[:count]]
+    return [
+        {"class": run.class_names[i], "iou": iou, "share": float(share[i]), "confused_with": confused_with(run, i)}
+        for iou, i in sorted(scored)[:count]
+    ]
 
 
 def converged_epoch(history: list[dict], key: str = "train_loss", tolerance: float = 0.01) -> int:
@@ -111,15 +124,28 @@ def protocol(run: Run) -> dict[str, str]:
     """The columns that say how a row's numbers were made."""
     c = run.config
     size = "native size" if c.eval.short_side is None else f"short side {c.eval.short_side}"
-    evaluation = "centre crops" if c.eval.mode == "crop" else (
-        f"{c.eval.mode}{' + flip' if c.eval.flip else ''}, {size}"
-        + (f", {c.eval.crop_size} windows" if c.eval.mode == "slide" else ""))
-    crop = f"{c.data.crop_size}" + (f" (frames {c.data.resize[0]}x{c.data.resize[1]})" if c.data.resize else
-                                    f" (short side {c.data.short_side})")
+    evaluation = (
+        "centre crops"
+        if c.eval.mode == "crop"
+        else (
+            f"{c.eval.mode}{' + flip' if c.eval.flip else ''}, {size}"
+            + (f", {c.eval.crop_size} windows" if c.eval.mode == "slide" else "")
+        )
+    )
+    resize = c.data.options.get("resize")
+    crop = f"{c.data.crop_size}" + (
+        f" (frames {resize[0]}x{resize[1]})" if resize else f" (short side {c.data.short_side})"
+    )
     minutes = (run.train_seconds + run.metrics.get("eval_seconds", 0.0)) / 60
-    return {"epochs": str(len(run.history)), "crop": crop, "augmentation": "yes" if c.data.data_aug else "no",
-            "backbone init": backbone_init(c), "evaluation": evaluation,
-            "hardware": run.metrics.get("hardware", "not recorded"), "wall time": f"{minutes:.1f} min"}
+    return {
+        "epochs": str(len(run.history)),
+        "crop": crop,
+        "augmentation": "yes" if c.data.data_aug else "no",
+        "backbone init": backbone_init(c),
+        "evaluation": evaluation,
+        "hardware": run.metrics.get("hardware", "not recorded"),
+        "wall time": f"{minutes:.1f} min",
+    }
 
 
 def fmt(value: float | None, digits: int = 4) -> str:

@@ -1,0 +1,162 @@
+"""The training commands of the command line: `sceneseg train` and `sceneseg study`.
+
+Kept apart from cli.py, which declares every command; the training modules are imported inside
+the commands, so that `sceneseg --help` and the inference commands do not load them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .checkpoint import checkpoint_to_resume, run_state
+from .config import SAMPLE, Config, load_config
+from .errors import SceneSegError
+from .metrics import format_metrics
+
+if TYPE_CHECKING:
+    from .distributed import Distributed
+
+FULL_CAMVID_CONFIG = "camvid_simple_r18_15min_cpu"  # what the sample run is a miniature of
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from .distributed import init_from_env
+
+    config = load_config(args.config, args.overrides)
+    run_dir = Path(config.train.out_dir)
+    if args.resume:
+        resume = checkpoint_to_resume(config, run_dir)
+    else:
+        state = run_state(run_dir, config.train.epochs)
+        if state != "new":
+            longer = " with a larger train.epochs" if state == "finished" else ""
+            raise SceneSegError(
+                f"{run_dir} already holds a run (last.pt, {state}); pass --resume{longer} to continue "
+                "it, or choose another folder with train.out_dir=..."
+            )
+        resume = None
+    # Every process of a torchrun job gets here with the same arguments; from here on, rank 0
+    # alone writes and prints.
+    dist = init_from_env(config.device)
+    try:
+        return _train_and_evaluate(args, config, run_dir, resume, dist)
+    finally:
+        dist.cleanup()
+
+
+def _train_and_evaluate(
+    args: argparse.Namespace, config: Config, run_dir: Path, resume: dict | None, dist: Distributed
+) -> int:
+    from .stopping import TrainingStopped, stop_on_signals
+    from .training import train_and_evaluate
+
+    say = print if dist.is_main else (lambda *a, **k: None)
+    # The handlers cover the epochs only: the final evaluation is not resumable part-way, and a
+    # signal there ends it as usual (--resume then runs just the evaluation).
+    with stop_on_signals() as request:
+        try:
+            summary = train_and_evaluate(
+                config,
+                run_dir,
+                resume=resume,
+                show_progress=not args.no_progress,
+                log=lambda message: say(message, flush=True),
+                dist=dist,
+                should_stop=request,
+            )
+        except TrainingStopped as stop:
+            again = [
+                "sceneseg",
+                "train",
+                *([args.config] if args.config else []),
+                *args.overrides,
+                "--resume",
+                *(["--no-progress"] if args.no_progress else []),
+            ]
+            command = shlex.join(again)
+            if dist.enabled:
+                command = f"torchrun <the same torchrun options> -m {command}"
+            say(f"sceneseg: {stop}. Resume with:\n  {command}", file=sys.stderr, flush=True)
+            # Another rank's signal stopped this one: report it as a termination request.
+            return 128 + (request.signum or signal.SIGTERM)
+    say(format_metrics(summary))
+    say(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt")
+    say(next_steps(config, run_dir))
+    return 0
+
+
+def next_steps(config: Config, run_dir: Path) -> str:
+    """What to run after a training: predict with its best.pt; after the built-in sample, also the
+    full-size CamVid training the sample is a miniature of."""
+    best, out = shlex.quote(str(run_dir / "best.pt")), shlex.quote(str(run_dir / "predictions"))
+    if config.data.root == SAMPLE:
+        from .builders import data_root
+
+        frames = shlex.quote(str(data_root(config.data) / config.data.val_split))  # CamVid's layout: a folder a split
+        return (
+            "next: segment the sample's val frames with this run, then train on the full CamVid "
+            "(add data.root=DIR for a copy elsewhere):\n"
+            f"  sceneseg predict {best} {frames} --out {out}\n"
+            f"  sceneseg train {FULL_CAMVID_CONFIG}"
+        )
+    return (
+        "next: segment images, folders or videos with the best weights, or score them on another split:\n"
+        f"  sceneseg predict {best} <images or folders> --out {out}\n"
+        f"  sceneseg evaluate {best} --split <split>"
+    )
+
+
+def study_command(args: argparse.Namespace) -> int:
+    from .stopping import TrainingStopped, stop_on_signals
+    from .study import load_study, run_study
+    from .training import train_and_evaluate
+
+    settings = [o.removeprefix("study.") for o in args.overrides if o.startswith("study.")]
+    overrides = [o for o in args.overrides if not o.startswith("study.")]
+    study = load_study(args.study, settings)
+    print(f"study {study.name}: {len(study.rows)} rows into {study.out_dir}/")
+    with stop_on_signals() as request:
+        try:
+            failures = run_study(
+                study,
+                overrides,
+                lambda config, resume: train_and_evaluate(
+                    config, Path(config.train.out_dir), resume, show_progress=not args.no_progress, should_stop=request
+                ),
+                only=args.only,
+            )
+        except TrainingStopped as stop:
+            again = shlex.join(
+                ["sceneseg", "study", args.study, *args.overrides, *(["--only", *args.only] if args.only else [])]
+            )
+            print(f"sceneseg: {stop}. Finished rows are kept; continue with:\n  {again}", file=sys.stderr)
+            return 128 + (request.signum or signal.SIGTERM)
+    if not args.no_report:
+        from .report import build_report
+
+        run_dirs = [
+            Path(study.out_dir) / row.name
+            for row in study.rows
+            if (Path(study.out_dir) / row.name / "metrics.json").is_file()
+        ]
+        out = Path(study.out_dir) / "report"
+        build_report(
+            run_dirs,
+            out,
+            study.report,
+            title=f"Study {study.name}",
+            intro=study.description,
+            show_progress=not args.no_progress,
+        )
+        print(f"\nreport: {out / 'index.html'} (open it in a browser) and {out / 'README.md'}")
+    if failures:
+        raise SceneSegError(
+            f"{len(failures)} row(s) failed ({', '.join(name for name, _ in failures)}), "
+            f"see above; the other rows are done"
+        )
+    return 0

@@ -1,0 +1,245 @@
+"""The pieces of one training run: built from a config by `prepare` (optimizer, batch split and
+the checks that the network fits the data among them), continued from last.pt by `restore`.
+training.fit runs the epochs over them."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
+
+from .builders import build_train_val
+from .checkpoint import write_text_atomic
+from .config import Config, TrainConfig, to_yaml
+from .data import SegmentationDataset
+from .distributed import Distributed, convert_sync_batchnorm
+from .errors import ConfigError, WeightsError
+from .evaluation import resolve_precision
+from .history import History, tensorboard_writer
+from .inference import Precision
+from .models import build_model
+from .transfer import init_from
+
+Log = Callable[[str], None]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's, NumPy's and torch's global generators; returns a generator seeded alike."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class TrainingRun:
+    """Everything the epochs of one run use, and the run's own log and stop request."""
+
+    config: Config
+    run_dir: Path
+    dist: Distributed
+    precision: Precision
+    train_set: SegmentationDataset
+    val_set: SegmentationDataset
+    val_loader: DataLoader
+    batch: int  # the global batch
+    per_process: int  # each process's share of it
+    iters_per_epoch: int  # global batches per epoch (drop_last)
+    net: torch.nn.Module  # the network whose weights are saved
+    model: torch.nn.Module  # what trains: the network, or its DDP wrapper under torchrun
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    history: History
+    log: Log
+    show_progress: bool
+    should_stop: Callable[[], bool]
+
+
+def prepare(
+    config: Config,
+    run_dir: Path,
+    dist: Distributed,
+    resuming: bool,
+    log: Log,
+    show_progress: bool,
+    should_stop: Callable[[], bool],
+) -> TrainingRun:
+    """Build every piece of the run from `config`, checking that they fit together."""
+    precision = resolve_precision(config, dist.device)
+    seed_everything(config.seed)  # before the network: its initial weights come from the seed
+    train_set, val_set = _datasets(config)
+    batch, per_process = split_batch(config.train, len(train_set), dist)
+    iters_per_epoch = len(train_set) // batch
+    net, model = _network(config, dist, precision, batch, per_process, resuming, log)
+    optimizer, scheduler = build_optimizer(net, config.train, iters_per_epoch)
+    val_loader = DataLoader(
+        Subset(val_set, dist.shard(len(val_set))),
+        batch_size=config.eval.batch_size,
+        num_workers=config.data.num_workers,
+    )
+    history = History(run_dir, tensorboard_writer(run_dir / "tensorboard") if dist.is_main else None)
+    return TrainingRun(
+        config,
+        run_dir,
+        dist,
+        precision,
+        train_set,
+        val_set,
+        val_loader,
+        batch,
+        per_process,
+        iters_per_epoch,
+        net,
+        model,
+        optimizer,
+        scheduler,
+        history,
+        log,
+        show_progress,
+        should_stop,
+    )
+
+
+def _datasets(config: Config) -> tuple[SegmentationDataset, SegmentationDataset]:
+    """The train (augmented) and val (centre crops) datasets of the run."""
+    train_set, val_set = build_train_val(config.data, seed=config.seed)
+    if train_set.num_classes != config.model.num_classes:
+        raise ConfigError(
+            f"model.num_classes = {config.model.num_classes}, but dataset {config.data.dataset!r} "
+            f"has {train_set.num_classes} classes ({', '.join(train_set.class_names)})"
+        )
+    return train_set, val_set
+
+
+def _network(
+    config: Config, dist: Distributed, precision: Precision, batch: int, per_process: int, resuming: bool, log: Log
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The network, initialised, frozen and synchronised as the config says, and the module that
+    trains it: the network itself, or its DDP wrapper under torchrun."""
+    net = build_model(config.model)
+    sync_bn = config.train.sync_bn and dist.enabled
+    check_trainable(config, net, batch if sync_bn else per_process)
+    if config.train.init_from and not resuming:  # a resumed run has weights of its own
+        init_from(net, config.train.init_from, log)
+    if config.train.freeze_backbone:
+        net.freeze_backbone()
+    if sync_bn:
+        net = convert_sync_batchnorm(net, dist.device)
+    net = net.to(precision.device)
+    if precision.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if not dist.enabled:
+        return net, net
+    # DDP broadcasts rank 0's weights on construction and averages gradients in backward.
+    return net, DistributedDataParallel(net, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig, iters_per_epoch: int):
+    """SGD with the head at `head_lr_mult` times the backbone's rate, and a per-iteration poly schedule
+    (after an optional linear warm-up, which keeps a randomly initialised net from blowing up)."""
+    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
+    head = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    optimizer = torch.optim.SGD(
+        [
+            {"params": backbone, "lr": config.lr * config.backbone_lr_mult},
+            {"params": head, "lr": config.lr * config.head_lr_mult},
+        ],
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    max_iter = config.epochs * iters_per_epoch
+
+    def factor(it: int) -> float:
+        warmup = min(1.0, (it + 1) / config.warmup_iters) if config.warmup_iters else 1.0
+        return warmup * max(0.0, 1.0 - it / max_iter) ** config.poly_power
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return optimizer, scheduler
+
+
+def split_batch(config: TrainConfig, frames: int, dist: Distributed) -> tuple[int, int]:
+    """(global batch, batch per process): train.batch_size is the global batch, shared out evenly,
+    and shrunk to what `frames` allows (drop_last: BatchNorm dislikes a batch of one)."""
+    world = dist.world_size
+    if config.batch_size % world:
+        raise ConfigError(
+            f"train.batch_size = {config.batch_size}: it is the global batch, split evenly over "
+            f"the {world} processes; expected a multiple of {world}"
+        )
+    if frames < world:
+        raise ConfigError(f"the train split has {frames} frame(s), fewer than the {world} processes")
+    batch = min(config.batch_size, frames - frames % world)
+    return batch, batch // world
+
+
+def check_trainable(config: Config, model: torch.nn.Module, batchnorm_batch: int) -> None:
+    """Shape rules a config check cannot see: they depend on the built model's strides and bins."""
+    crop = config.data.crop_size
+    stride = getattr(getattr(model, "backbone", None), "output_stride", 32)
+    if getattr(model, "zoom_factor", 8) != 8:
+        raise ConfigError(
+            f"model.zoom_factor = {model.zoom_factor}: training needs 8 (logits at the label's size); "
+            "other factors are for inference only"
+        )
+    ppm = getattr(model, "ppm", None)
+    if ppm is not None and crop // stride < max(ppm.bins):
+        raise ConfigError(
+            f"data.crop_size = {crop}: PSPNet's pyramid pooling needs a layer4 map of at least "
+            f"{max(ppm.bins)}x{max(ppm.bins)} (the largest of model.bins) at output stride {stride}, "
+            f"so expected data.crop_size >= {stride * max(ppm.bins)}"
+        )
+    cells = min(ppm.bins) ** 2 if ppm is not None else max(crop // stride, 1) ** 2
+    if batchnorm_batch * cells < 2:
+        raise ConfigError(
+            f"train.batch_size = {config.train.batch_size}: BatchNorm would normalise over "
+            f"{batchnorm_batch} frame(s) of a {int(cells**0.5)}x{int(cells**0.5)} map, a single "
+            "value per channel; expected at least 2 frames per process (or train.sync_bn=true)"
+        )
+
+
+def restore(run: TrainingRun, resume: dict | None) -> tuple[int, dict | None]:
+    """Load `resume` (last.pt's content) into the run; returns the first epoch to run and the part
+    of it done before a stop (None: the epoch starts afresh)."""
+    if resume is None:
+        return 1, None
+    run.net.load_state_dict(resume["model"])
+    run.optimizer.load_state_dict(resume["optimizer"])
+    run.scheduler.load_state_dict(resume["scheduler"])
+    run.history.records = list(resume["history"])
+    start_epoch, partial = resume["epoch"] + 1, resume.get("interrupted")
+    if partial is not None and partial["epoch"] != start_epoch:
+        raise WeightsError(
+            f"{run.run_dir / 'last.pt'}: its part-way epoch {partial['epoch']} does not follow its "
+            f"last complete epoch {resume['epoch']}; the file is inconsistent"
+        )
+    where = f"iteration {partial['iteration']} of epoch {start_epoch}" if partial else f"epoch {resume['epoch']}"
+    run.log(f"resuming {run.run_dir} after {where}")
+    return start_epoch, partial
+
+
+def describe(run: TrainingRun) -> str:
+    """What trains where, for the log."""
+    config, dist = run.config, run.dist
+    return (
+        f"training {config.name}: {len(run.train_set)} train / {len(run.val_set)} val frames, "
+        f"{config.train.epochs} epochs on {run.precision.device} (bf16={run.precision.bf16}), global batch "
+        f"{run.batch}" + (f" = {dist.world_size} processes x {run.per_process}" if dist.enabled else "")
+    )
+
+
+def record_inputs(run: TrainingRun) -> None:
+    """Write the config and the frames of each split into the run folder."""
+    write_text_atomic(run.run_dir / "config.yaml", to_yaml(run.config))
+    splits = {"train": run.train_set, "val": run.val_set}
+    write_text_atomic(
+        run.run_dir / "data_split.json",
+        json.dumps({split: [str(image) for image, _ in ds.pairs] for split, ds in splits.items()}, indent=1) + "\n",
+    )
