@@ -85,7 +85,7 @@ def _train_and_evaluate(
             # Another rank's signal stopped this one: report it as a termination request.
             return 128 + (request.signum or signal.SIGTERM)
     say(format_metrics(summary))
-    say(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt")
+    say(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt, config.yaml")
     say(next_steps(config, run_dir))
     return 0
 
