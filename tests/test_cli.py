@@ -203,6 +203,15 @@ def test_data_check_takes_a_builtin_config_name(capsys):
     assert "dataset root no_such_root_or_config does not exist, and config" in capsys.readouterr().err
 
 
+def test_data_check_refuses_options_its_target_does_not_take(tmp_path, capsys):
+    _tiny_segnet(tmp_path / "data")
+    # Silently dropped before: overrides on a root, and root options on a config.
+    assert main(["data", "check", str(tmp_path / "data"), "data.cache=false"]) == 2
+    assert "overrides (data.cache=false) apply to a config, not to a data root" in capsys.readouterr().err
+    assert main(["data", "check", "sample", "--policy", "cs6476"]) == 2
+    assert "--list and --policy apply to a data root, not to a config" in capsys.readouterr().err
+
+
 def test_config_command_prints_a_config_that_loads_back(tmp_path, capsys):
     overrides = ["train.epochs=3", "data.options.policy=kitti"]
     assert main(["config", "kitti_pspnet18_transfer_cpu", *overrides]) == 0

@@ -105,3 +105,13 @@ def test_evaluate_names_a_missing_split(tmp_path, capsys):
     assert code == 2
     assert str(tmp_path / "camvid" / "test") in capsys.readouterr().err
     assert not (tmp_path / "eval_test.json").exists()
+
+
+def test_evaluate_defaults_to_the_split_the_run_validated_on(tmp_path, capsys):
+    _write_camvid(tmp_path / "camvid")
+    checkpoint = _untrained_checkpoint(tmp_path / "run" / "best.pt")
+    # A run that validated on "test": without --split, evaluate scores test, not a split named val.
+    args = ["evaluate", str(checkpoint), "data.val_split=test", "--root", str(tmp_path / "camvid"), "--no-progress"]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "run" / "eval_test.json").read_text())
+    assert summary["split"] == "test" and summary["frames"] == FRAMES["test"]

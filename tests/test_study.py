@@ -97,7 +97,8 @@ def test_unknown_settings_and_studies_are_errors(tmp_path):
 def test_finished_rows_are_skipped(small_study, capsys):
     study_file, out = small_study
     stamps = {row: (out / row / "best.pt").stat().st_mtime_ns for row in ("simple", "pspnet", "kitti")}
-    assert main(["study", str(study_file), *TINY, "--no-report", "--no-progress"]) == 0
+    # How data is loaded does not change the experiment: the finished rows still count as done.
+    assert main(["study", str(study_file), *TINY, "data.num_workers=1", "--no-report", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("already done, skipped") == 3 and "training" not in printed
     assert {row: (out / row / "best.pt").stat().st_mtime_ns for row in stamps} == stamps
@@ -107,6 +108,10 @@ def test_finished_rows_are_skipped(small_study, capsys):
     simple, pspnet = (load_checkpoint(out / r / "best.pt") for r in ("simple", "pspnet"))
     assert pspnet["config"]["model"]["pretrained"] == str(out / "simple" / "best.pt")
     assert load_checkpoint(out / "kitti" / "best.pt")["config"]["train"]["init_from"] == str(out / "pspnet" / "best.pt")
+    # A wrong dataset option fails before any row is looked at, naming the row.
+    assert main(["study", str(study_file), *TINY, "data.options.resise=[8, 8]", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "study row 'simple'" in err and "data.options.resise" in err and "already done" not in err
     # a changed experiment is not silently taken for the finished one
     assert main(["study", str(study_file), *TINY, "train.lr=0.5", "--no-report", "--only", "simple"]) == 2
     assert "holds a finished run of another config: train.lr" in capsys.readouterr().err

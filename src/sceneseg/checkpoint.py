@@ -94,9 +94,12 @@ def load_checkpoint(path: str | Path, content: Any = None) -> dict[str, Any]:
     return content
 
 
-# What `train --resume` may change: where the data and the run are, how long to train, how to
-# load data, and the final evaluation. Anything else would make the resumed run another experiment.
-RESUMABLE_KEYS = ("train.epochs", "train.out_dir", "device", "data.root", "data.num_workers", "data.cache", "eval.")
+# Keys that do not change what a run computes: where the data and the run are, and how data is loaded.
+# A finished run whose config differs only in these is the same experiment (a study skips it).
+SAME_EXPERIMENT_KEYS = ("train.out_dir", "device", "data.root", "data.num_workers", "data.cache")
+# What `train --resume` may change besides: how long to train, and the final evaluation. Anything else
+# would make the resumed run another experiment.
+RESUMABLE_KEYS = (*SAME_EXPERIMENT_KEYS, "train.epochs", "eval.")
 
 
 def config_differences(stored: Config, given: Config, allowed: Sequence[str] = RESUMABLE_KEYS) -> list[str]:

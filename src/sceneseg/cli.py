@@ -19,6 +19,7 @@ from .checkpoint import load_checkpoint, write_text_atomic
 from .cli_train import study_command, train_command
 from .config import SAMPLE, config_from_dict, load_config, resolve_config_path, to_yaml
 from .errors import ConfigError, DataError, SceneSegError
+from .inference_options import EVAL_MODES, INFERENCE_MODES
 from .metrics import format_metrics
 
 
@@ -26,6 +27,10 @@ def _report(args: argparse.Namespace) -> None:
     from .report import build_report
     from .study import ReportSettings
 
+    names = [Path(d).name for d in args.run_dirs]
+    unknown = [name for name in args.compare or () if name not in names]
+    if unknown:  # the report would silently compare its default pair instead
+        raise ConfigError(f"--compare {' '.join(unknown)}: not among the run folders ({', '.join(names)})")
     settings = ReportSettings(
         compare=tuple(args.compare or ()), frames=tuple(args.frames or ()), pick=args.pick, count=args.count
     )
@@ -41,11 +46,10 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.root:
         overrides.append(f"data.root={args.root}")
     config = config_from_dict(checkpoint["config"], overrides)
-    summary = evaluate_weights(
-        config, checkpoint["model"], args.split, mode=args.mode, show_progress=not args.no_progress
-    )
+    split = args.split or config.data.val_split  # the split the run validated on, whatever its name
+    summary = evaluate_weights(config, checkpoint["model"], split, mode=args.mode, show_progress=not args.no_progress)
     print(format_metrics(summary))
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f"eval_{args.split}.json")
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f"eval_{split}.json")
     write_text_atomic(out, json.dumps(summary, indent=2) + "\n")
     print(f"\nwritten {out}")
 
@@ -67,7 +71,19 @@ def _datasets_to_check(args: argparse.Namespace) -> list:
     from .data import CamVid, KittiRoad
 
     target = Path(args.target)
-    if args.target == SAMPLE or not target.is_dir():  # a config: a file, a built-in name, or the sample
+    is_root = args.target != SAMPLE and target.is_dir()
+    # Options that only one kind of target takes are refused with the other, not silently dropped.
+    if is_root and args.overrides:
+        raise ConfigError(
+            f"data check {target}: overrides ({' '.join(args.overrides)}) apply to a config, not to a "
+            "data root; check a config, or use --split/--list/--policy with a root"
+        )
+    if not is_root and (args.list or args.policy):
+        raise ConfigError(
+            f"data check {args.target}: --list and --policy apply to a data root, not to a config; "
+            "set data.train_list/val_list or data.options.policy instead"
+        )
+    if not is_root:  # a config: a file, a built-in name, or the sample
         try:
             path = None if args.target == SAMPLE else resolve_config_path(args.target)
         except ConfigError as exc:
@@ -79,7 +95,8 @@ def _datasets_to_check(args: argparse.Namespace) -> list:
         return list(build_train_val(config, modes=("whole", "whole")))
     if (target / "training" / "image_2").is_dir():
         splits = [args.split] if args.split else ["train", "val"]
-        return [KittiRoad(target, split, policy=args.policy) for split in splits]
+        policy = {"policy": args.policy} if args.policy else {}  # KittiRoad's default and check otherwise
+        return [KittiRoad(target, split, **policy) for split in splits]
     if args.list:
         return [CamVid(target, args.split or "train", list_file=args.list)]
     splits = (
@@ -208,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the stored config", default=[])
     evaluate.add_argument("--root", help="data root (default: the one the model was trained on)")
-    evaluate.add_argument("--split", default="val", help="train, val or test (default val)")
-    evaluate.add_argument("--mode", choices=("whole", "slide", "crop"), help="default: the config's eval.mode")
+    evaluate.add_argument("--split", help="a split name, e.g. train, val or test (default: the run's data.val_split)")
+    evaluate.add_argument("--mode", choices=EVAL_MODES, help="default: the config's eval.mode")
     evaluate.add_argument("--out", help="metrics JSON (default: eval_<split>.json beside the checkpoint)")
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(func=_evaluate)
@@ -221,14 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("overrides", nargs="*")
     check.add_argument("--split", help="check this split only (default: every split)")
     check.add_argument("--list", help="list file (<image> <label> per line) when target is a root")
-    check.add_argument("--policy", default="kitti", choices=("kitti", "cs6476"), help="KITTI road label policy")
+    check.add_argument("--policy", help="KITTI road label policy: kitti (default) or cs6476")
     check.set_defaults(func=_data_check)
 
     predict = commands.add_parser("predict", help="segment images, folders and videos; write label maps and overlays")
     predict.add_argument("checkpoint", help="a sceneseg or reference PSPNet checkpoint, or an exported .onnx file")
     predict.add_argument("inputs", nargs="+", help="image files, folders of images, video files")
     predict.add_argument("--out", required=True, help="output folder")
-    predict.add_argument("--mode", choices=("whole", "slide"), help="default: the checkpoint's eval.mode")
+    predict.add_argument("--mode", choices=INFERENCE_MODES, help="default: the checkpoint's eval.mode")
     predict.add_argument("--short-side", type=_short_side, help="resize frames to this short side, or 'native'")
     predict.add_argument("--crop-size", type=int, help="sliding window size (--mode slide)")
     predict.add_argument("--flip", action=argparse.BooleanOptionalAction, help="average with the mirrored frame")

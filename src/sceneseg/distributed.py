@@ -154,7 +154,7 @@ def init_from_env(device: str = "auto", environ: Mapping[str, str] | None = None
 
     `device` is the config's: "auto" takes the GPU numbered LOCAL_RANK where CUDA is available
     (backend NCCL) and the CPU otherwise (backend gloo). Under torchrun it also sets torch's
-    thread count (see threads_per_process).
+    thread count of CPU jobs (see threads_per_process).
     """
     environ = os.environ if environ is None else environ
     world = _env_int(environ, "WORLD_SIZE", 1)
@@ -172,8 +172,8 @@ def init_from_env(device: str = "auto", environ: Mapping[str, str] | None = None
             f"WORLD_SIZE={world} but {' and '.join(missing)} not set; start distributed "
             "training with torchrun (see README, 'Training on several processes')"
         )
-    threads = threads_per_process(environ, _usable_cores())
-    if threads is not None:
+    threads = threads_per_process(environ, _usable_cores()) if chosen.type == "cpu" else None
+    if threads is not None:  # GPU jobs keep torchrun's 1: their host threads only feed the GPU
         torch.set_num_threads(threads)
     if chosen.type == "cuda":
         if chosen.index is not None:

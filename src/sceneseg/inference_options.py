@@ -15,9 +15,12 @@ from .errors import ConfigError
 # 0.6667 older configs write makes a window of 201 step 135 pixels instead of 134.
 STRIDE_RATE = 2 / 3
 MIN_SIZE = 32  # pixels: the smallest short side and sliding window accepted
+INFERENCE_MODES = ("whole", "slide")  # how a whole frame is turned into probabilities
+# The final evaluation may also use the per-epoch protocol: centre crops at data.short_side.
+EVAL_MODES = (*INFERENCE_MODES, "crop")
 
 
-def check_inference_options(options: Any, prefix: str, modes: Sequence[str] = ("whole", "slide")) -> None:
+def check_inference_options(options: Any, prefix: str, modes: Sequence[str] = INFERENCE_MODES) -> None:
     """Raise a ConfigError naming the first value of `options` that inference cannot work with.
 
     `options` is an EvalConfig or an InferenceSettings (mode, short_side, crop_size, stride_rate,

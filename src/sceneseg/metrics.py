@@ -42,9 +42,6 @@ class ConfusionMatrix:
         if dist.enabled:
             self.matrix = dist.all_reduce_sum(self.matrix.to(dist.comm_device)).cpu()
 
-    def reset(self) -> None:
-        self.matrix.zero_()
-
     def iou(self) -> torch.Tensor:
         m = self.matrix.double()
         tp = m.diag()

@@ -45,7 +45,7 @@ def predict_video(
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if math.isfinite(fps) and fps > 0 else 25.0  # containers without a rate: a common default
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer, tmp, target, count = None, None, None, 0
+    writer, tmp, target = None, None, None
     try:
         with tqdm(total=total, unit="frame", desc=path.name, disable=not show_progress) as bar:
             while True:
@@ -56,7 +56,6 @@ def predict_video(
                     writer, tmp, target = _open_writer(out, name, fps, batch[0].shape[:2])
                 for frame, label in zip(batch, run(batch)):
                     writer.write(to_bgr(overlay(frame, label, model.palette, alpha, model.class_names)))
-                count += len(batch)
                 bar.update(len(batch))
         if writer is None:
             raise DataError(f"{path} has no frames OpenCV can decode; expected a video file")

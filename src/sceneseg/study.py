@@ -20,7 +20,9 @@ from typing import Any
 
 import yaml
 
+from .builders import dataset_options
 from .checkpoint import (
+    SAME_EXPERIMENT_KEYS,
     RunState,
     checkpoint_to_resume,
     config_differences,
@@ -153,7 +155,9 @@ def row_config(study: Study, row: StudyRow, overrides: typing.Sequence[str] = ()
         ) from None
     out = f"train.out_dir={Path(study.out_dir) / row.name}"
     try:
-        return load_config(row.config, [*own, *overrides, out])
+        config = load_config(row.config, [*own, *overrides, out])
+        dataset_options(config.data)  # a wrong dataset option fails before the first row trains
+        return config
     except ConfigError as exc:
         raise ConfigError(f"study row {row.name!r}: {exc}") from None
 
@@ -164,7 +168,7 @@ def row_state(config: Config) -> RunState:
     state = run_state(run_dir, config.train.epochs)
     if state == "finished":
         last = load_checkpoint(run_dir / "last.pt")
-        differences = config_differences(config_from_dict(last["config"]), config, ("train.out_dir", "data.root"))
+        differences = config_differences(config_from_dict(last["config"]), config, SAME_EXPERIMENT_KEYS)
         if differences:
             raise ConfigError(
                 f"{run_dir} holds a finished run of another config: {'; '.join(differences)}. "

@@ -64,6 +64,11 @@ def test_splits_need_a_list_file_or_a_ratio(tmp_path):
     (tmp_path / "val.txt").write_text("# frames to validate on\nimages/f01.jpg masks/f01.png\n")
     val = FolderDataset(tmp_path, CLASSES, split="val", list_file=tmp_path / "val.txt")
     assert [image.name for image, _ in val.pairs] == ["f01.jpg"]
+    # The list file names the frames, so the split may have any name (data.val_split: test).
+    test = FolderDataset(tmp_path, CLASSES, split="test", list_file=tmp_path / "val.txt")
+    assert [image.name for image, _ in test.pairs] == ["f01.jpg"]
+    with pytest.raises(DataError, match="split 'test' with split_mode 'ratio'"):
+        FolderDataset(tmp_path, CLASSES, split="test", split_mode="ratio")
     with pytest.raises(DataError, match="the val split of .* has no list file"):
         FolderDataset(tmp_path, CLASSES, split="val")
     with pytest.raises(DataError, match="split_mode 'ratio'; expected one of the two"):

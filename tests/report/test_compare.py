@@ -132,6 +132,9 @@ def test_an_explicit_pair_wins_over_the_scores(study_runs, tmp_path):
     labels = {row.name: row.label for row in study.rows}
     assert _compared_labels(out) == [labels[name] for name in chosen]
 
+    # A name that is no run folder is an error, not a silent fallback to the default pair.
+    assert main(["report", *map(str, runs), "--out", str(tmp_path / "typo"), "--compare", chosen[0], "no_such"]) == 2
+    assert not (tmp_path / "typo").exists()
     # The same through a study file's `report: compare:`.
     settings = dataclasses.replace(study.report, compare=tuple(chosen), frames=(FRAME,))
     build_report(runs, tmp_path / "study_report", settings, show_progress=False)

@@ -35,7 +35,7 @@ SEGNET_TO_CANONICAL = np.full(256, INVALID, dtype=np.uint8)
 SEGNET_TO_CANONICAL[:12] = (2, 0, 8, 5, 9, 1, 4, 7, 3, 6, 10, IGNORE_INDEX)
 # List-format labels are canonical already: keep 0-10 and 255, flag the rest.
 _CANONICAL_CHECK = np.full(256, INVALID, dtype=np.uint8)
-_CANONICAL_CHECK[:11] = np.arange(11)
+_CANONICAL_CHECK[: len(CAMVID_CLASSES)] = np.arange(len(CAMVID_CLASSES))
 _CANONICAL_CHECK[IGNORE_INDEX] = IGNORE_INDEX
 
 # The small built-in sample (SegNet layout, 180x240) that ships inside the package.

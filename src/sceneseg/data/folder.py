@@ -65,10 +65,11 @@ class FolderDataset(SegmentationDataset):
                 )
         self.colour_masks = palette is not None
         self.split = split
-        if split not in SPLITS or split_mode not in SPLIT_MODES:
+        # With a list file the file names the frames, so any split name (test, say) is fine.
+        if (list_file is None and split not in SPLITS) or split_mode not in SPLIT_MODES:
             raise DataError(
                 f"split {split!r} with split_mode {split_mode!r}: expected a split among "
-                f"{', '.join(SPLITS)} and a split_mode among {', '.join(SPLIT_MODES)}"
+                f"{', '.join(SPLITS)} (any name with a list file) and a split_mode among {', '.join(SPLIT_MODES)}"
             )
         if list_file is not None:
             if split_mode == "ratio":
