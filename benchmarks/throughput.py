@@ -29,7 +29,7 @@ def measure(
 ) -> dict:
     import torch
 
-    from sceneseg.engine import segmentation_loss
+    from sceneseg.losses import segmentation_loss
     from sceneseg.models import MODELS as FACTORIES
 
     torch.manual_seed(0)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sceneseg.engine import segmentation_loss
 from sceneseg.labels import IGNORE_INDEX
+from sceneseg.losses import segmentation_loss
 from sceneseg.models import MODELS
 
 CLASSES = 11

@@ -13,6 +13,7 @@ TRAINING_ONLY = (
     "sceneseg.training_run",
     "sceneseg.evaluation",
     "sceneseg.engine",
+    "sceneseg.losses",
     "sceneseg.stopping",
     "sceneseg.history",
     "sceneseg.transfer",

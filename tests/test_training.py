@@ -63,3 +63,17 @@ def test_next_steps_name_the_commands_on_the_run_s_own_files(tmp_path):
 
 def test_the_suggested_full_camvid_config_exists():
     assert load_config(FULL_CAMVID_CONFIG).data.dataset == "camvid"
+
+
+def test_a_run_resumed_for_more_epochs_is_not_finished_until_its_new_evaluation(tmp_path):
+    from sceneseg.checkpoint import checkpoint_to_resume
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "train.epochs=1", f"train.out_dir={run}", "--no-progress"]) == 0
+    assert run_state(run, 1) == "finished"
+    # Resumed for a second epoch and stopped before its final evaluation (fit alone): the first
+    # run's metrics.json must not make the longer run look finished.
+    config = load_config(None, [*TINY, "train.epochs=2", f"train.out_dir={run}"])
+    sceneseg.training.fit(config, run, resume=checkpoint_to_resume(config, run), show_progress=False)
+    assert not (run / "metrics.json").exists()
+    assert run_state(run, 2) == "partial"

@@ -1,8 +1,8 @@
 """Experiment configuration: one YAML file per experiment, loaded into frozen dataclasses.
 
 A file lists what differs from the defaults below; `sceneseg config NAME` prints the whole resolved
-config, and a run folder keeps it as config.yaml. Only the CLI calls `load_config`; everything below
-it receives these plain objects. Overrides are
+config, and a run folder keeps it as config.yaml. Only the CLI and the study runner call `load_config`;
+everything below them receives these plain objects. Overrides are
 dotted `key=value` strings (for example `train.epochs=5`), parsed as YAML scalars and type-checked
 against the field they replace. Unknown keys are an error, in files and overrides alike, so a typo
 never silently falls back to a default.
@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
+from .config_migration import check_not_flat, migrate_stored_config
 from .errors import ConfigError
-from .inference_options import STRIDE_RATE, check_inference_options
+from .inference_options import EVAL_MODES, MIN_SIZE, STRIDE_RATE, check_inference_options
 from .typecheck import build_dataclass, did_you_mean
 
 SAMPLE = "builtin:camvid-sample"  # data.root value that names the sample shipped inside the package
@@ -91,6 +92,22 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LossConfig:
+    # The criterion of each head (loss = main + train.aux_weight * aux, see losses.py): "ce"
+    # cross-entropy, "ohem" cross-entropy over the hard pixels only, or "lovasz" Lovász-softmax alone
+    # (plain cross-entropy before lovasz_from_epoch).
+    name: str = "ce"
+    # Cross-entropy class weights: null, "enet" or "median_frequency" (from the train split's label
+    # histogram, scaled to a mean weight of 1 per labelled pixel), or one weight per class, used as given.
+    class_weights: str | tuple[float, ...] | None = None
+    enet_c: float = 1.02  # ENet's w_c = 1 / ln(enet_c + p_c)
+    ohem_thresh: float = 0.7  # OHEM keeps the pixels whose true class has a lower probability...
+    ohem_min_kept: int = 100000  # ...and at least this many of the hardest of each global batch
+    lovasz_weight: float = 0.0  # adds lovasz_weight * Lovász-softmax to "ce" or "ohem"
+    lovasz_from_epoch: int = 1  # the Lovász term (added, or the whole loss) counts from this epoch on
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     # Final evaluation: "whole" frames, a sliding window ("slide") as the study evaluated, or the
     # per-epoch "crop" protocol (short side data.short_side, centre crop data.crop_size).
@@ -111,6 +128,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -127,44 +145,6 @@ def _apply_override(tree: dict[str, Any], override: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
 
 
-# Per-dataset data keys of configs stored before data.options existed, and the option each became.
-_FLAT_DATA_KEYS = {
-    "resize": "resize",
-    "label_policy": "policy",
-    "split_mode": "split_mode",
-    "val_ratio": "val_ratio",
-    "split_seed": "split_seed",
-    "class_names": "class_names",
-    "palette": "palette",
-    "images": "images",
-    "masks": "masks",
-}
-
-
-def migrate_stored_config(tree: dict[str, Any]) -> dict[str, Any]:
-    """A config stored by an older sceneseg (checkpoint, run folder) in today's form: its flat
-    per-dataset data keys (`data.resize`, `data.label_policy`, ...) moved into data.options, nulls dropped."""
-    data = tree.get("data")
-    if not isinstance(data, dict) or not set(data) & set(_FLAT_DATA_KEYS):
-        return tree
-    data, options = dict(data), dict(data.get("options") or {})
-    for old, new in _FLAT_DATA_KEYS.items():
-        value = data.pop(old, None)
-        if value is not None:
-            options[new] = value
-    return {**tree, "data": {**data, "options": options}}
-
-
-def _check_not_flat(tree: dict[str, Any]) -> None:
-    """Files and overrides use data.options; name the new place of an old flat key."""
-    data = tree.get("data")
-    old = sorted(set(data) & set(_FLAT_DATA_KEYS)) if isinstance(data, dict) else []
-    if old:
-        raise ConfigError(
-            f"data.{old[0]}: dataset options go under data.options now, as data.options.{_FLAT_DATA_KEYS[old[0]]}"
-        )
-
-
 def config_from_dict(tree: dict[str, Any], overrides: typing.Sequence[str] = ()) -> Config:
     """Build a validated Config from a checkpoint's stored copy (migrated, see migrate_stored_config)
     or any nested dict, then apply `overrides`."""
@@ -177,14 +157,14 @@ def _build(tree: dict[str, Any], overrides: typing.Sequence[str], source: str = 
     where = f"{source}: " if source else ""
     tree = _deep_copy(tree)
     try:
-        _check_not_flat(tree)
+        check_not_flat(tree)
         config = build_dataclass(Config, tree, "")
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
     for override in overrides:
         try:
             _apply_override(tree, override)
-            _check_not_flat(tree)
+            check_not_flat(tree)
             config = build_dataclass(Config, tree, "")
         except ConfigError as exc:
             raise ConfigError(f"override {override}: {exc}") from None
@@ -261,8 +241,8 @@ def validate(config: Config) -> None:
         (config.train.batch_size >= 1, "train.batch_size", config.train.batch_size, "at least 1"),
         (config.train.lr > 0, "train.lr", config.train.lr, "positive"),
         (config.train.warmup_iters >= 0, "train.warmup_iters", config.train.warmup_iters, ">= 0"),
-        (config.data.crop_size >= 32, "data.crop_size", config.data.crop_size, "at least 32"),
-        (config.data.short_side >= 32, "data.short_side", config.data.short_side, "at least 32"),
+        (config.data.crop_size >= MIN_SIZE, "data.crop_size", config.data.crop_size, f"at least {MIN_SIZE}"),
+        (config.data.short_side >= MIN_SIZE, "data.short_side", config.data.short_side, f"at least {MIN_SIZE}"),
         (
             0 < config.data.scale_min <= config.data.scale_max,
             "data.scale_min/scale_max",
@@ -273,12 +253,42 @@ def validate(config: Config) -> None:
         (config.train.backbone_lr_mult >= 0, "train.backbone_lr_mult", config.train.backbone_lr_mult, ">= 0"),
         (config.model.num_classes >= 2, "model.num_classes", config.model.num_classes, "at least 2"),
         (config.eval.batch_size >= 1, "eval.batch_size", config.eval.batch_size, "at least 1"),
+        *_loss_checks(config.loss, config.model.num_classes),
     ]
     for ok, key, value, expected in checks:
         if not ok:
             raise ConfigError(f"{key} = {value!r}: expected {expected}")
     # "crop" is the per-epoch protocol of centre crops: an evaluation mode, not an inference one.
-    check_inference_options(config.eval, "eval.", ("whole", "slide", "crop"))
+    check_inference_options(config.eval, "eval.", EVAL_MODES)
+
+
+CLASS_WEIGHT_SCHEMES = ("enet", "median_frequency")  # losses.class_weights computes these
+
+
+def _loss_checks(loss: LossConfig, num_classes: int) -> list[tuple[bool, str, Any, str]]:
+    """validate's rows for the loss section: ranges, and the combinations that mean nothing."""
+    weights, listed, lovasz = loss.class_weights, isinstance(loss.class_weights, tuple), loss.name == "lovasz"
+    schemes = "null, 'enet', 'median_frequency' or a list of one weight per class"
+    alone = "with loss.name=lovasz (Lovász-softmax alone; use loss.name=ce loss.lovasz_weight=W to add it to CE)"
+    return [
+        (loss.name in ("ce", "ohem", "lovasz"), "loss.name", loss.name, "'ce', 'ohem' or 'lovasz'"),
+        (listed or weights in (None, *CLASS_WEIGHT_SCHEMES), "loss.class_weights", weights, schemes),
+        (not listed or len(weights) == num_classes, "loss.class_weights", weights, f"{num_classes} weights"),
+        # min/max defaults: an empty list fails the count above, which is reported first.
+        (
+            not listed or min(weights, default=0) >= 0 < max(weights, default=0),
+            "loss.class_weights",
+            weights,
+            "weights >= 0, not all 0",
+        ),
+        (weights is None or not lovasz, "loss.class_weights", weights, f"null {alone}"),
+        (loss.enet_c > 1, "loss.enet_c", loss.enet_c, "> 1, so that ln(enet_c + p_c) > 0"),
+        (0 < loss.ohem_thresh <= 1, "loss.ohem_thresh", loss.ohem_thresh, "a probability in (0, 1]"),
+        (loss.ohem_min_kept >= 0, "loss.ohem_min_kept", loss.ohem_min_kept, ">= 0"),
+        (loss.lovasz_weight >= 0, "loss.lovasz_weight", loss.lovasz_weight, ">= 0"),
+        (loss.lovasz_weight == 0 or not lovasz, "loss.lovasz_weight", loss.lovasz_weight, f"0 {alone}"),
+        (loss.lovasz_from_epoch >= 1, "loss.lovasz_from_epoch", loss.lovasz_from_epoch, "at least 1"),
+    ]
 
 
 def _deep_copy(tree: Any) -> Any:

@@ -24,6 +24,7 @@ from .distributed import Distributed
 from .errors import SceneSegError
 from .inference import InferenceSettings, Precision, predict_probs
 from .labels import IGNORE_INDEX
+from .losses import segmentation_loss
 from .metrics import ConfusionMatrix
 
 SINGLE = Distributed()  # a single process: every reduction is the identity
@@ -31,20 +32,6 @@ SINGLE = Distributed()  # a single process: every reduction is the identity
 
 class NonFiniteLossError(SceneSegError):
     """The loss became NaN or infinite; the run stops with the last good checkpoint kept."""
-
-
-def segmentation_loss(
-    outputs: dict[str, torch.Tensor], target: torch.Tensor, aux_weight: float = 0.4, reduction: str = "mean"
-) -> torch.Tensor:
-    """Cross-entropy on the main logits, plus `aux_weight` times that of the auxiliary head if present.
-
-    reduction "sum" adds over the labelled pixels instead of averaging (the caller divides)."""
-    loss = F.cross_entropy(outputs["out"].float(), target, ignore_index=IGNORE_INDEX, reduction=reduction)
-    if "aux" in outputs:
-        loss = loss + aux_weight * F.cross_entropy(
-            outputs["aux"].float(), target, ignore_index=IGNORE_INDEX, reduction=reduction
-        )
-    return loss
 
 
 @dataclass
@@ -192,7 +179,8 @@ def evaluate(
     (whole or sliding window, flip, scales) at the label's size, so the labels are scored at their
     original resolution however the network saw the frame. The loss is the mean over all labelled
     pixels of the negative log of the (averaged) probability of the true class: a per-pixel mean
-    does not depend on how the frames were batched or shared out.
+    does not depend on how the frames were batched or shared out. It is plain unweighted
+    cross-entropy whatever loss.* trains with, so that val losses compare across loss recipes.
     """
     model.eval()
     confusion = ConfusionMatrix(num_classes, IGNORE_INDEX)

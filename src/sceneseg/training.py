@@ -27,11 +27,12 @@ from torch.utils.data import DataLoader
 from .checkpoint import load_checkpoint, save_checkpoint, write_text_atomic
 from .config import Config, to_dict
 from .distributed import Distributed
-from .engine import EpochProgress, evaluate, segmentation_loss, train_one_epoch
+from .engine import EpochProgress, evaluate, train_one_epoch
 from .errors import DataError
 from .evaluation import describe_hardware, evaluate_weights
 from .history import History
 from .inference import resolve_device
+from .losses import build_head_loss, segmentation_loss
 from .stopping import TrainingStopped
 from .training_run import Log, TrainingRun, describe, prepare, record_inputs, restore, seed_everything
 
@@ -70,6 +71,8 @@ def fit(
     log(describe(run))
     if dist.is_main:  # once every input has been checked
         record_inputs(run)
+        # The metrics.json of a shorter run resumed for more epochs would mark this one finished too early.
+        (run_dir / "metrics.json").unlink(missing_ok=True)
     for epoch in range(start_epoch, config.train.epochs + 1):
         started = time.perf_counter() - (partial["seconds"] if partial else 0.0)
         progress = EpochProgress.from_dict(partial, config.model.num_classes, dist) if partial else None
@@ -114,7 +117,11 @@ def _train_epoch(run: TrainingRun, epoch: int, progress: EpochProgress | None) -
         run.precision,
         config.model.num_classes,
         epoch,
-        loss_fn=functools.partial(segmentation_loss, aux_weight=config.train.aux_weight),
+        loss_fn=functools.partial(
+            segmentation_loss,
+            aux_weight=config.train.aux_weight,
+            head_loss=build_head_loss(config.loss, run.class_weights, epoch, dist.world_size),
+        ),
         show_progress=run.show_progress,
         should_stop=run.should_stop,
         progress=progress,

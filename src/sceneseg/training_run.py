@@ -20,10 +20,11 @@ from .checkpoint import write_text_atomic
 from .config import Config, TrainConfig, to_yaml
 from .data import SegmentationDataset
 from .distributed import Distributed, convert_sync_batchnorm
-from .errors import ConfigError, WeightsError
+from .errors import ConfigError, DataError, WeightsError
 from .evaluation import resolve_precision
 from .history import History, tensorboard_writer
 from .inference import Precision
+from .losses import format_class_weights, train_class_weights
 from .models import build_model
 from .transfer import init_from
 
@@ -60,6 +61,7 @@ class TrainingRun:
     log: Log
     show_progress: bool
     should_stop: Callable[[], bool]
+    class_weights: torch.Tensor | None = None  # loss.class_weights for this train split (losses.py)
 
 
 def prepare(
@@ -104,6 +106,8 @@ def prepare(
         log,
         show_progress,
         should_stop,
+        # Counted from the train split's labels every time: a resumed run recomputes the same ones.
+        class_weights=train_class_weights(config.loss, train_set),
     )
 
 
@@ -220,24 +224,56 @@ def restore(run: TrainingRun, resume: dict | None) -> tuple[int, dict | None]:
             f"{run.run_dir / 'last.pt'}: its part-way epoch {partial['epoch']} does not follow its "
             f"last complete epoch {resume['epoch']}; the file is inconsistent"
         )
+    _check_class_weights(run)
     where = f"iteration {partial['iteration']} of epoch {start_epoch}" if partial else f"epoch {resume['epoch']}"
     run.log(f"resuming {run.run_dir} after {where}")
     return start_epoch, partial
 
 
+CLASS_WEIGHTS_FILE = "class_weights.json"
+
+
+def _class_weights_record(run: TrainingRun) -> str:
+    """class_weights.json: loss.class_weights and the weight of each class the run trains with."""
+    names, weights = run.val_set.class_names, run.class_weights.tolist()
+    scheme = run.config.loss.class_weights
+    record = {
+        "class_weights": list(scheme) if isinstance(scheme, tuple) else scheme,
+        "weights": dict(zip(names, weights)),
+    }
+    return json.dumps(record, indent=1) + "\n"
+
+
+def _check_class_weights(run: TrainingRun) -> None:
+    """A resumed run must train with the weights it started with; the train labels changing would change them."""
+    path = run.run_dir / CLASS_WEIGHTS_FILE
+    if run.class_weights is None or not path.is_file():
+        return
+    if json.loads(path.read_text()) != json.loads(_class_weights_record(run)):
+        raise DataError(
+            f"{path}: the run started with other class weights than the train split gives now "
+            f"({format_class_weights(run.val_set.class_names, run.class_weights)}); expected the same train labels"
+        )
+
+
 def describe(run: TrainingRun) -> str:
-    """What trains where, for the log."""
+    """What trains where, for the log (and the class weights, if any, on a line of their own)."""
     config, dist = run.config, run.dist
-    return (
+    text = (
         f"training {config.name}: {len(run.train_set)} train / {len(run.val_set)} val frames, "
         f"{config.train.epochs} epochs on {run.precision.device} (bf16={run.precision.bf16}), global batch "
         f"{run.batch}" + (f" = {dist.world_size} processes x {run.per_process}" if dist.enabled else "")
     )
+    if run.class_weights is None:
+        return text
+    return f"{text}\n{format_class_weights(run.val_set.class_names, run.class_weights)}"
 
 
 def record_inputs(run: TrainingRun) -> None:
-    """Write the config and the frames of each split into the run folder."""
+    """Write the config, the class weights (if any) and the frames of each split into the run folder."""
     write_text_atomic(run.run_dir / "config.yaml", to_yaml(run.config))
+    if run.class_weights is not None:
+        write_text_atomic(run.run_dir / CLASS_WEIGHTS_FILE, _class_weights_record(run))
     splits = {"train": run.train_set, "val": run.val_set}
     write_text_atomic(
         run.run_dir / "data_split.json",

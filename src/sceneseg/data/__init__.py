@@ -8,7 +8,7 @@ from sceneseg.data.camvid import (
     SEGNET_TO_CANONICAL,
     CamVid,
 )
-from sceneseg.data.check import format_summary, summarize
+from sceneseg.data.check import LabelCounts, count_labels, format_summary, summarize
 from sceneseg.data.folder import FolderDataset
 from sceneseg.data.kitti_road import KITTI_CLASSES, KITTI_PALETTE, KittiRoad
 from sceneseg.data.transforms import (
@@ -36,8 +36,10 @@ __all__ = [
     "KITTI_CLASSES",
     "KITTI_PALETTE",
     "KittiRoad",
+    "LabelCounts",
     "SegmentationDataset",
     "SegTransform",
+    "count_labels",
     "format_summary",
     "summarize",
     "train_transform",

@@ -3,18 +3,49 @@
 `summarize` is what `sceneseg data check` runs before anyone spends hours training: it decodes every
 image and label (so a corrupt file or a stray label value raises DataError naming the file) and
 reports the class balance, which is worth a look because the rare classes (poles, signs,
-pedestrians, cyclists) are where segmentation models fail first.
+pedestrians, cyclists) are where segmentation models fail first. Its counts come from `count_labels`,
+which the class-weighted losses (losses.class_weights) count the train split with too.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from sceneseg.data.base import SegmentationDataset
+
+
+@dataclass(frozen=True)
+class LabelCounts:
+    """Label pixels of a dataset, counted once by `count_labels` for the data check and the class weights."""
+
+    class_pixels: np.ndarray  # (num_classes,) int64: pixels of each class over all frames
+    image_pixels: np.ndarray  # (num_classes,) int64: all pixels of the frames where the class occurs
+    ignored_pixels: int
+    sizes: dict[str, int]  # {"HxW": number of frames of that size}
+
+
+def count_labels(dataset: SegmentationDataset) -> LabelCounts:
+    """Decode every pair of `dataset` (raw, untransformed) and count its label pixels."""
+    sizes: Counter[str] = Counter()
+    num_classes = dataset.num_classes
+    class_pixels = np.zeros(num_classes, dtype=np.int64)
+    image_pixels = np.zeros(num_classes, dtype=np.int64)
+    ignored = 0
+    for index in range(len(dataset)):
+        image, label = dataset.load_raw(index)
+        height, width = image.shape[:2]
+        sizes[f"{height}x{width}"] += 1
+        # bincount over all 256 byte values: one pass per label, and ignore (255) lands in its own bin.
+        counts = np.bincount(label.ravel(), minlength=256)
+        class_pixels += counts[:num_classes]
+        image_pixels += np.where(counts[:num_classes] > 0, label.size, 0)
+        ignored += int(counts[dataset.ignore_index])
+    return LabelCounts(class_pixels, image_pixels, ignored, dict(sorted(sizes.items())))
 
 
 def summarize(dataset: SegmentationDataset) -> dict[str, Any]:
@@ -29,29 +60,18 @@ def summarize(dataset: SegmentationDataset) -> dict[str, Any]:
       ignored_pixels  pixels labelled ignore_index
       ignored_share   the same as percent of total_pixels
     """
-    sizes: Counter[str] = Counter()
-    # bincount over all 256 byte values: one pass per label, and ignore (255) lands in its own bin.
-    counts = np.zeros(256, dtype=np.int64)
-    for index in range(len(dataset)):
-        image, label = dataset.load_raw(index)
-        height, width = image.shape[:2]
-        sizes[f"{height}x{width}"] += 1
-        counts += np.bincount(label.ravel(), minlength=256)
-
-    num_classes = dataset.num_classes
-    class_pixels = counts[:num_classes]
-    ignored = int(counts[dataset.ignore_index])
+    counts = count_labels(dataset)
     # load_raw rejects any other value, so classes + ignored is every pixel.
-    total = int(class_pixels.sum()) + ignored
+    total = int(counts.class_pixels.sum()) + counts.ignored_pixels
     scale = 100.0 / total if total else 0.0
     return {
         "num_pairs": len(dataset),
-        "sizes": dict(sorted(sizes.items())),
+        "sizes": counts.sizes,
         "total_pixels": total,
-        "class_pixels": [int(c) for c in class_pixels],
-        "class_share": [float(c) * scale for c in class_pixels],
-        "ignored_pixels": ignored,
-        "ignored_share": ignored * scale,
+        "class_pixels": [int(c) for c in counts.class_pixels],
+        "class_share": [float(c) * scale for c in counts.class_pixels],
+        "ignored_pixels": counts.ignored_pixels,
+        "ignored_share": counts.ignored_pixels * scale,
     }
 
 

@@ -1,0 +1,213 @@
+"""Training losses: the criterion of one head, and `segmentation_loss`, which adds up the heads.
+
+Choosing: `build_head_loss` turns the config's loss section (loss.name, class weights, OHEM,
+Lovász) into the head loss of one epoch; `segmentation_loss` applies it to the main logits and,
+for models with an auxiliary head, adds train.aux_weight times the same loss of the aux logits.
+
+Every head loss follows the engine's sum protocol (engine.train_one_epoch): with reduction="sum"
+it returns a value that, divided by the batch's labelled pixels, is its mean; with "mean" that
+mean. train_one_epoch divides the sums of all processes by the labelled pixels of the global
+batch, so for cross-entropy, a sum over pixels, N processes compute the global batch's exact mean.
+OHEM and Lovász are means over a set chosen per batch (kept pixels, present classes): their "sum"
+is that mean times the labelled pixels, so one process computes them exactly and N processes a
+labelled-pixel-weighted average of each process's own.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data.check import LabelCounts, count_labels
+from .errors import DataError
+from .labels import IGNORE_INDEX
+
+if TYPE_CHECKING:
+    from .config import LossConfig
+    from .data import SegmentationDataset
+
+HeadLoss = Callable[..., torch.Tensor]  # (logits N,C,H,W; target N,H,W; reduction) -> loss
+
+
+def segmentation_loss(
+    outputs: dict[str, torch.Tensor],
+    target: torch.Tensor,
+    aux_weight: float = 0.4,
+    reduction: str = "mean",
+    head_loss: HeadLoss | None = None,
+) -> torch.Tensor:
+    """`head_loss` (default: plain cross-entropy) of the main logits, plus `aux_weight` times that of
+    the auxiliary head's if present. reduction "sum" follows the sum protocol (the caller divides)."""
+    head_loss = head_loss or cross_entropy
+    loss = head_loss(outputs["out"], target, reduction)
+    if "aux" in outputs:
+        loss = loss + aux_weight * head_loss(outputs["aux"], target, reduction)
+    return loss
+
+
+def build_head_loss(
+    config: LossConfig, weight: torch.Tensor | None = None, epoch: int = 1, world_size: int = 1
+) -> HeadLoss:
+    """The head loss of `epoch` under `config` (the loss section), with the class weights `weight`.
+
+    Under torchrun each of the `world_size` processes keeps at least its share of
+    loss.ohem_min_kept, as each sees its share of the global batch."""
+    with_lovasz = epoch >= config.lovasz_from_epoch
+    if config.name == "lovasz":  # alone from lovasz_from_epoch on: the usual CE warm start before it
+        return lovasz_softmax if with_lovasz else cross_entropy
+    if config.name == "ohem":
+        min_kept = math.ceil(config.ohem_min_kept / world_size)
+        base = functools.partial(ohem_cross_entropy, thresh=config.ohem_thresh, min_kept=min_kept, weight=weight)
+    else:
+        base = cross_entropy if weight is None else functools.partial(cross_entropy, weight=weight)
+    if with_lovasz and config.lovasz_weight > 0:
+        return functools.partial(_plus_lovasz, base, config.lovasz_weight)
+    return base
+
+
+def _plus_lovasz(base: HeadLoss, factor: float, logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean"):
+    return base(logits, target, reduction) + factor * lovasz_softmax(logits, target, reduction)
+
+
+def cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean", weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy over the labelled pixels; `weight` (one per class) scales each pixel's term.
+
+    Weighted, the mean is still over the labelled pixels, not over their weights as torch's is: the
+    computed weights average 1 per labelled pixel of the train split, so the two differ little, and
+    one normaliser for every loss keeps the global mean under DDP exact."""
+    if weight is None:
+        return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX, reduction=reduction)
+    logits = logits.float()
+    summed = F.cross_entropy(
+        logits, target, weight=weight.to(logits.device, logits.dtype), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+    return summed if reduction == "sum" else summed / (target != IGNORE_INDEX).sum().clamp_min(1)
+
+
+def ohem_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    reduction: str = "mean",
+    *,
+    thresh: float = 0.7,
+    min_kept: int = 100000,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy averaged over the hard pixels only (online hard example mining): see ohem_keep.
+    Class weights scale each kept pixel's term; the mean is over the kept pixels."""
+    logits = _float(logits)
+    labelled = target != IGNORE_INDEX
+    safe = target.where(labelled, 0)  # any class: ignored pixels are never kept
+    true_log_prob = logits.log_softmax(1).gather(1, safe.unsqueeze(1)).squeeze(1)
+    kept = ohem_keep(true_log_prob.detach().exp(), labelled, thresh, min_kept)
+    losses = -true_log_prob
+    if weight is not None:
+        losses = losses * weight.to(losses.device, losses.dtype)[safe]
+    mean = losses[kept].sum() / kept.sum().clamp_min(1)
+    return mean * labelled.sum() if reduction == "sum" else mean
+
+
+def ohem_keep(true_prob: torch.Tensor, labelled: torch.Tensor, thresh: float, min_kept: int) -> torch.Tensor:
+    """Which pixels OHEM keeps: the labelled ones whose true class has a probability below `thresh`;
+    if fewer than `min_kept`, the `min_kept` with the lowest such probability (all labelled ones if
+    there are fewer)."""
+    kept = labelled & (true_prob < thresh)
+    wanted = min(min_kept, int(labelled.sum()))
+    if int(kept.sum()) >= wanted:
+        return kept
+    # The threshold's pixels are the hardest ones, so the `wanted` hardest include them all.
+    hardest = true_prob.masked_fill(~labelled, math.inf).flatten().topk(wanted, largest=False).indices
+    return torch.zeros_like(kept).flatten().index_fill(0, hardest, True).view_as(kept)
+
+
+def lovasz_softmax(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Lovász-softmax (Berman, Triki and Blaschko, CVPR 2018): the mean, over the classes present in
+    the batch's labels, of the Lovász extension of the class's Jaccard loss at the softmax errors of
+    all the batch's labelled pixels."""
+    labelled = target != IGNORE_INDEX
+    probs = _float(logits).softmax(1).movedim(1, -1)[labelled]  # labelled pixels x classes
+    truth = target[labelled]
+    if truth.numel() == 0:
+        return logits.sum() * 0.0  # nothing labelled: no loss, but a graph to call backward on
+    per_class = [lovasz_extension((truth == c).to(probs.dtype), probs[:, c]) for c in truth.unique().tolist()]
+    mean = torch.stack(per_class).mean()
+    return mean * labelled.sum() if reduction == "sum" else mean
+
+
+def lovasz_extension(foreground: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    """The Lovász extension of one class's Jaccard loss at the errors m = |foreground - prob|.
+
+    The Jaccard loss of a set M of mispredicted pixels is Δ(M) = |M| / |F ∪ M|, F the class's pixels.
+    With m sorted in decreasing order (pixels π_1, π_2, ...), the extension is Σ_i m_πi g_i where
+    g_i = Δ({π_1..π_i}) - Δ({π_1..π_i-1}): linear between sorts, equal to Δ(M) when m is the 0/1
+    indicator of M, and with gradient g, so minimising it minimises a tight convex surrogate of Δ.
+    """
+    errors, order = (foreground - prob).abs().sort(descending=True)
+    fg = foreground[order]
+    # The first i pixels mispredicted: |M| = i, and F ∪ M is F plus the background pixels among them.
+    count = torch.arange(1, len(fg) + 1, dtype=fg.dtype, device=fg.device)
+    jaccard = count / (fg.sum() + (1 - fg).cumsum(0))
+    steps = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+    return errors @ steps
+
+
+def _float(logits: torch.Tensor) -> torch.Tensor:
+    """At least float32 (bf16 autocast gives bf16 logits); float64 stays, for gradient checks."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
+def class_weights(
+    scheme: str | tuple[float, ...] | None, counts: LabelCounts | None, enet_c: float = 1.02
+) -> np.ndarray | None:
+    """Per-class cross-entropy weights (a float64 array; None without weights) from the train split's
+    label `counts` (needed by the computed ones only), `scheme` being loss.class_weights:
+
+      enet              w_c = 1 / ln(enet_c + p_c)  (Paszke et al. 2016), p_c = class c's share of
+                        the labelled pixels
+      median_frequency  w_c = median_k(freq_k) / freq_c  (Eigen and Fergus 2015, as SegNet uses it),
+                        freq_c = pixels of class c / all pixels (ignored ones included) of the
+                        images in which c occurs, the median over the classes that occur
+      a list            the weights as given, not rescaled
+
+    The two computed ones are scaled so that sum_c p_c w_c = 1: the mean weight per labelled pixel
+    is 1, and the learning rates tuned for plain cross-entropy still fit. A class absent from the
+    train split gets 0: no training pixel has it, so its weight never enters the loss, and 0 says
+    so in the log instead of an arbitrary number.
+    """
+    if scheme is None or isinstance(scheme, tuple):
+        return None if scheme is None else np.asarray(scheme, dtype=np.float64)
+    pixels = counts.class_pixels.astype(np.float64)
+    if pixels.sum() == 0:
+        raise DataError(f"loss.class_weights = {scheme!r}: the train split has no labelled pixel to count")
+    share, present = pixels / pixels.sum(), pixels > 0
+    if scheme == "enet":
+        raw = 1.0 / np.log(enet_c + share)
+    elif scheme == "median_frequency":
+        freq = np.divide(pixels, counts.image_pixels, out=np.zeros_like(pixels), where=present)
+        raw = np.divide(np.median(freq[present]), freq, out=np.zeros_like(pixels), where=present)
+    else:  # config.validate accepts only the schemes above
+        raise ValueError(f"unknown class weight scheme {scheme!r}")
+    raw = np.where(present, raw, 0.0)
+    return raw / (share @ raw)
+
+
+def train_class_weights(config: LossConfig, train_set: SegmentationDataset) -> torch.Tensor | None:
+    """loss.class_weights for the train split (its raw labels counted once), as a float32 tensor."""
+    if config.class_weights is None:
+        return None
+    counts = None if isinstance(config.class_weights, tuple) else count_labels(train_set)
+    weights = class_weights(config.class_weights, counts, config.enet_c)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def format_class_weights(names: tuple[str, ...] | list[str], weights: torch.Tensor) -> str:
+    """One line for the training log: class name=weight for every class."""
+    return "class weights: " + " ".join(f"{name}={w:.4g}" for name, w in zip(names, weights.tolist()))

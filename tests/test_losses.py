@@ -1,0 +1,267 @@
+"""The training losses against hand computations: class weights, OHEM's kept pixels, Lovász-softmax
+against brute-force evaluations of its definition, the config checks, and a run that uses them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sceneseg.checkpoint import load_checkpoint
+from sceneseg.cli import main
+from sceneseg.config import LossConfig, load_config
+from sceneseg.data import LabelCounts, count_labels
+from sceneseg.errors import ConfigError, DataError
+from sceneseg.labels import IGNORE_INDEX
+from sceneseg.losses import (
+    build_head_loss,
+    class_weights,
+    cross_entropy,
+    lovasz_extension,
+    lovasz_softmax,
+    ohem_cross_entropy,
+    ohem_keep,
+    segmentation_loss,
+)
+from tests.test_cli import TINY
+
+X = IGNORE_INDEX
+
+
+class _Labels:
+    """Just what count_labels reads of a dataset: raw labels (the image only gives the size)."""
+
+    num_classes, ignore_index = 4, IGNORE_INDEX
+
+    def __init__(self, *labels):
+        self.labels = [np.array(label, dtype=np.uint8) for label in labels]
+
+    def __len__(self):
+        return len(self.labels)
+
+    def load_raw(self, index):
+        label = self.labels[index]
+        return np.zeros((*label.shape, 3), np.uint8), label
+
+
+# Class 0: 2 + 5 pixels in frames of 4 and 6 pixels; class 1: 1 + 3 in frames of 4 and 4; class 2:
+# 1 in a frame of 4; class 3: absent. 12 labelled pixels, 2 ignored.
+FRAMES = _Labels([[0, 0], [1, X]], [[1, 1, 1, 2]], [[0, 0, 0], [0, 0, X]])
+
+
+def test_one_counter_counts_class_pixels_and_the_pixels_of_the_frames_holding_each_class():
+    counts = count_labels(FRAMES)
+    assert counts.class_pixels.tolist() == [7, 4, 1, 0]
+    assert counts.image_pixels.tolist() == [10, 8, 4, 0]
+    assert counts.ignored_pixels == 2 and counts.sizes == {"1x4": 1, "2x2": 1, "2x3": 1}
+
+
+def test_median_frequency_weights_by_hand():
+    # freq = 7/10, 4/8, 1/4; median 1/2; raw = 5/7, 1, 2; p = 7/12, 4/12, 1/12, so sum_c p_c raw_c
+    # = 5/12 + 4/12 + 2/12 = 11/12 and w = raw * 12/11. The absent class gets 0.
+    weights = class_weights("median_frequency", count_labels(FRAMES))
+    assert weights == pytest.approx([60 / 77, 12 / 11, 24 / 11, 0.0], rel=1e-12)
+
+
+@pytest.mark.parametrize("c", [1.02, 1.5])
+def test_enet_weights_by_hand_and_normalised_to_a_mean_of_one_per_labelled_pixel(c):
+    share = np.array([7, 4, 1, 0]) / 12
+    raw = [1 / math.log(c + p) for p in share[:3]]
+    scale = sum(p * r for p, r in zip(share, raw))
+    weights = class_weights("enet", count_labels(FRAMES), enet_c=c)
+    assert weights == pytest.approx([r / scale for r in raw] + [0.0], rel=1e-12)
+    assert share @ weights == pytest.approx(1.0)
+
+
+def test_a_list_of_weights_is_used_as_given_and_a_split_without_labels_is_an_error():
+    assert class_weights((2.0, 0.5, 1.0, 3.0), None).tolist() == [2.0, 0.5, 1.0, 3.0]
+    assert class_weights(None, None) is None
+    empty = LabelCounts(np.zeros(4, np.int64), np.zeros(4, np.int64), 10, {"2x5": 1})
+    with pytest.raises(DataError, match="no labelled pixel"):
+        class_weights("enet", empty)
+
+
+def test_weighted_cross_entropy_averages_over_labelled_pixels_and_follows_the_sum_protocol():
+    logits = torch.randn(2, 4, 3, 5, generator=torch.Generator().manual_seed(0))
+    target = torch.randint(0, 4, (2, 3, 5), generator=torch.Generator().manual_seed(1))
+    target[0, 0] = X
+    weight = torch.tensor([0.5, 2.0, 1.0, 3.0])
+    nll = -logits.log_softmax(1).gather(1, target.clamp_max(3).unsqueeze(1)).squeeze(1)
+    labelled = target != X
+    by_hand = (weight[target.clamp_max(3)] * nll)[labelled].sum()
+    assert cross_entropy(logits, target, "sum", weight) == pytest.approx(by_hand.item(), rel=1e-5)
+    assert cross_entropy(logits, target, "mean", weight) == pytest.approx(by_hand.item() / labelled.sum().item())
+    assert cross_entropy(logits, target, weight=torch.ones(4)) == pytest.approx(cross_entropy(logits, target).item())
+
+
+def _two_class_logits(true_probs: list[float], target: list[int]) -> torch.Tensor:
+    """1 x 2 x 1 x P logits whose softmax gives each pixel's true class (class 0 for ignored
+    pixels) exactly the probability in `true_probs`."""
+    probs = torch.tensor(true_probs, dtype=torch.float64)
+    first = torch.where(torch.tensor(target) == 1, 1 - probs, probs)
+    return torch.stack([first, 1 - first]).log().view(1, 2, 1, -1)
+
+
+PROBS = [0.1, 0.5, 0.69, 0.7, 0.9, 0.2, 0.05]  # the last pixel is ignored, and the hardest
+TARGET = [0, 1, 0, 1, 0, 1, X]
+
+
+@pytest.mark.parametrize(
+    ("min_kept", "kept"),
+    [
+        (0, [0.1, 0.5, 0.69, 0.2]),  # the threshold alone: below 0.7, strictly
+        (4, [0.1, 0.5, 0.69, 0.2]),  # enough below the threshold
+        (5, [0.1, 0.5, 0.69, 0.7, 0.2]),  # the 5 hardest labelled pixels
+        (100, [0.1, 0.5, 0.69, 0.7, 0.9, 0.2]),  # every labelled pixel, never the ignored one
+    ],
+)
+def test_ohem_keeps_the_pixels_below_the_threshold_or_the_min_kept_hardest(min_kept, kept):
+    target = torch.tensor(TARGET).view(1, 1, -1)
+    mask = ohem_keep(torch.tensor(PROBS).view(1, 1, -1), target != X, 0.7, min_kept)
+    assert [p for p, k in zip(PROBS, mask.flatten().tolist()) if k] == kept
+    logits = _two_class_logits(PROBS, TARGET)
+    mean = ohem_cross_entropy(logits, target, thresh=0.7, min_kept=min_kept)
+    assert mean.item() == pytest.approx(sum(-math.log(p) for p in kept) / len(kept))
+    summed = ohem_cross_entropy(logits, target, "sum", thresh=0.7, min_kept=min_kept)
+    assert summed.item() == pytest.approx(mean.item() * 6)  # the sum protocol: mean x labelled pixels
+    weighted = ohem_cross_entropy(logits, target, thresh=0.7, min_kept=min_kept, weight=torch.tensor([1.0, 3.0]))
+    classes = {p: t for p, t in zip(PROBS, TARGET)}
+    expected = sum(-math.log(p) * (3.0 if classes[p] else 1.0) for p in kept) / len(kept)
+    assert weighted.item() == pytest.approx(expected)
+
+
+def _jaccard_loss(mispredicted: set[int], foreground: set[int]) -> float:
+    union = foreground | mispredicted
+    return len(mispredicted) / len(union) if union else 0.0
+
+
+def _lovasz_by_thresholds(errors: list[float], foreground: set[int]) -> float:
+    """The Lovász extension as the integral over t in [0, 1] of Δ({i : m_i >= t}), evaluated exactly
+    (Δ is constant between consecutive error values)."""
+    levels = sorted({0.0, *errors})
+    return sum(
+        (hi - lo) * _jaccard_loss({i for i, m in enumerate(errors) if m >= hi}, foreground)
+        for lo, hi in zip(levels, levels[1:])
+    )
+
+
+def _lovasz_by_permutations(errors: list[float], foreground: set[int]) -> float:
+    """Δ is submodular, so its extension is the largest <m, g> over the greedy vectors g of every order."""
+    best = -math.inf
+    for order in itertools.permutations(range(len(errors))):
+        steps = [_jaccard_loss(set(order[: i + 1]), foreground) - _jaccard_loss(set(order[:i]), foreground)
+                 for i in range(len(order))]  # fmt: skip
+        best = max(best, sum(errors[j] * g for j, g in zip(order, steps)))
+    return best
+
+
+@pytest.mark.parametrize("pixels", [2, 3, 4])
+def test_lovasz_extension_matches_brute_force_definitions(pixels):
+    generator = torch.Generator().manual_seed(pixels)
+    for _ in range(5):
+        fg = (torch.rand(pixels, generator=generator) < 0.5).double()
+        fg[0] = 1.0  # the class is present
+        prob = torch.rand(pixels, generator=generator, dtype=torch.float64)
+        errors, foreground = (fg - prob).abs().tolist(), {i for i in range(pixels) if fg[i]}
+        value = lovasz_extension(fg, prob).item()
+        assert value == pytest.approx(_lovasz_by_thresholds(errors, foreground), abs=1e-12)
+        assert value == pytest.approx(_lovasz_by_permutations(errors, foreground), abs=1e-12)
+
+
+def test_lovasz_extension_is_the_jaccard_loss_at_a_binary_prediction():
+    for fg_bits, pred_bits in itertools.product(itertools.product([0, 1], repeat=4), repeat=2):
+        if not any(fg_bits):
+            continue
+        fg, pred = torch.tensor(fg_bits, dtype=torch.float64), torch.tensor(pred_bits, dtype=torch.float64)
+        truth, predicted = {i for i, b in enumerate(fg_bits) if b}, {i for i, b in enumerate(pred_bits) if b}
+        jaccard = 1 - len(truth & predicted) / len(truth | predicted)
+        assert lovasz_extension(fg, pred).item() == pytest.approx(jaccard, abs=1e-12)
+
+
+def test_lovasz_softmax_averages_the_present_classes_and_skips_ignored_pixels():
+    logits = torch.randn(1, 3, 2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    target = torch.tensor([[[0, 0, 1], [1, 0, X]]])  # class 2 is predicted somewhere but absent
+    probs = logits.softmax(1).flatten(2)[0, :, :5]
+    truth = target.flatten()[:5]
+    expected = [lovasz_extension((truth == c).double(), probs[c]).item() for c in (0, 1)]
+    assert lovasz_softmax(logits, target).item() == pytest.approx(sum(expected) / 2)
+    assert lovasz_softmax(logits, target, "sum").item() == pytest.approx(sum(expected) / 2 * 5)
+    scrambled = logits.clone()
+    scrambled[..., 1, 2] = torch.tensor([9.0, -3.0, 4.0], dtype=torch.float64)
+    assert lovasz_softmax(scrambled, target).item() == pytest.approx(lovasz_softmax(logits, target).item())
+
+
+def test_lovasz_softmax_gradient_matches_finite_differences():
+    logits = torch.randn(2, 3, 2, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    target = torch.randint(0, 3, (2, 2, 3), generator=torch.Generator().manual_seed(3))
+    target[0, 0, 0] = X
+    assert torch.autograd.gradcheck(lambda x: lovasz_softmax(x, target), (logits.requires_grad_(),))
+
+
+def test_head_losses_by_config_and_epoch_and_their_aux_combination():
+    assert build_head_loss(LossConfig()) is cross_entropy  # the default: today's cross-entropy itself
+    logits, aux = (torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(s)) for s in (4, 5))
+    target = torch.randint(0, 3, (2, 4, 4), generator=torch.Generator().manual_seed(6))
+    combined = build_head_loss(LossConfig(lovasz_weight=0.5, lovasz_from_epoch=3), epoch=3)
+    assert combined(logits, target).item() == pytest.approx(
+        (cross_entropy(logits, target) + 0.5 * lovasz_softmax(logits, target)).item()
+    )
+    assert build_head_loss(LossConfig(lovasz_weight=0.5, lovasz_from_epoch=3), epoch=2) is cross_entropy
+    assert build_head_loss(LossConfig(name="lovasz", lovasz_from_epoch=2), epoch=1) is cross_entropy
+    assert build_head_loss(LossConfig(name="lovasz", lovasz_from_epoch=2), epoch=2) is lovasz_softmax
+    ohem = build_head_loss(LossConfig(name="ohem", ohem_min_kept=5), world_size=2)
+    assert ohem.keywords["min_kept"] == 3  # each process keeps its share of the global batch's
+    total = segmentation_loss({"out": logits, "aux": aux}, target, aux_weight=0.25, head_loss=ohem)
+    assert total.item() == pytest.approx((ohem(logits, target) + 0.25 * ohem(aux, target)).item())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("loss.name=focal", "loss.name = 'focal': expected 'ce', 'ohem' or 'lovasz'"),
+        ("loss.class_weights=inverse", "expected null, 'enet', 'median_frequency' or a list"),
+        ("loss.class_weights=[1,2]", "loss.class_weights = (1.0, 2.0): expected 11 weights"),
+        ("loss.class_weights=[]", "expected 11 weights"),
+        ("loss.class_weights=[1,1,1,1,1,1,1,1,1,1,-1]", "expected weights >= 0, not all 0"),
+        ("loss.enet_c=1.0", "loss.enet_c = 1.0: expected > 1"),
+        ("loss.ohem_thresh=0", "loss.ohem_thresh = 0.0: expected a probability in (0, 1]"),
+        ("loss.ohem_min_kept=-1", "loss.ohem_min_kept = -1: expected >= 0"),
+        ("loss.lovasz_weight=-0.5", "loss.lovasz_weight = -0.5: expected >= 0"),
+        ("loss.lovasz_from_epoch=0", "loss.lovasz_from_epoch = 0: expected at least 1"),
+    ],
+)
+def test_loss_config_errors_name_the_key_and_what_was_expected(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [override])
+    assert str(error.value).startswith(f"override {override}: ") and message in str(error.value)
+
+
+def test_lovasz_alone_takes_no_class_weights_nor_a_lovasz_weight():
+    with pytest.raises(ConfigError, match=r"loss.class_weights = 'enet': expected null with loss.name=lovasz"):
+        load_config(None, ["loss.name=lovasz", "loss.class_weights=enet"])
+    with pytest.raises(ConfigError, match=r"loss.lovasz_weight = 1.0: expected 0 with loss.name=lovasz"):
+        load_config(None, ["loss.name=lovasz", "loss.lovasz_weight=1"])
+
+
+def test_a_run_with_enet_weights_logs_and_stores_them_and_a_resume_checks_them(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", *TINY, "train.epochs=1", "loss.class_weights=enet", f"train.out_dir={run}", "--no-progress"]
+    assert main(args) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("class weights: "))
+    stored = json.loads((run / "class_weights.json").read_text())
+    assert stored["class_weights"] == "enet" and list(stored["weights"])[:2] == ["Building", "Tree"]
+    assert line.split()[2] == f"Building={stored['weights']['Building']:.4g}"
+    assert load_checkpoint(run / "last.pt")["config"]["loss"]["class_weights"] == "enet"
+    original = (run / "class_weights.json").read_text()
+    stored["weights"]["Building"] *= 2  # as if the train labels had changed since
+    (run / "class_weights.json").write_text(json.dumps(stored))
+    resume = [*args[:-2], "train.epochs=2", f"train.out_dir={run}", "--resume", "--no-progress"]
+    assert main(resume) == 2
+    assert "class_weights.json: the run started with other class weights" in capsys.readouterr().err
+    (run / "class_weights.json").write_text(original)
+    assert main(resume) == 0  # recounted, the same weights
+    assert (run / "class_weights.json").read_text() == original
