@@ -21,6 +21,7 @@ MODELS = {
     "simple_r50": ("simple", dict(backbone="resnet50", deep_stem=True)),
     "pspnet18": ("pspnet", dict(backbone="resnet18", deep_stem=False)),
     "pspnet50": ("pspnet", dict(backbone="resnet50", deep_stem=True)),
+    "deeplabv3plus18": ("deeplabv3plus", dict(backbone="resnet18", deep_stem=False, output_stride=16)),
 }
 
 

@@ -25,7 +25,13 @@ def data_root(config: DataConfig) -> Path:
 def _transform(config: DataConfig, mode: str):
     if mode == "train" and config.data_aug:
         return train_transform(
-            config.short_side, config.crop_size, (config.scale_min, config.scale_max), config.rotate, config.blur
+            config.short_side,
+            config.crop_size,
+            (config.scale_min, config.scale_max),
+            config.rotate,
+            config.blur,
+            rare_crop_prob=config.rare_crop_prob,
+            max_class_share=config.max_class_share,
         )
     if mode in ("train", "crop"):
         return val_transform(config.short_side, config.crop_size)

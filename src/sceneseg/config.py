@@ -21,6 +21,7 @@ import yaml
 from .config_migration import check_not_flat, migrate_stored_config
 from .errors import ConfigError
 from .inference_options import EVAL_MODES, MIN_SIZE, STRIDE_RATE, check_inference_options
+from .loss_options import loss_checks
 from .typecheck import build_dataclass, did_you_mean
 
 SAMPLE = "builtin:camvid-sample"  # data.root value that names the sample shipped inside the package
@@ -47,6 +48,12 @@ class DataConfig:
     rotate: float = 10.0
     blur: bool = True
     data_aug: bool = True  # False trains with the val transform, as the study's rows without augmentation
+    # Sampling that sees rare classes more often (README, "Sampling"; sampling.py). repeat_threshold:
+    # repeat-factor sampling of frames (LVIS) with threshold t, null = off (each frame once per epoch).
+    repeat_threshold: float | None = None
+    rare_crop_prob: float = 0.0  # chance that a training crop is centred on a pixel of a rare class
+    rare_class_share: float = 0.02  # rare: a class under this share of the train split's labelled pixels
+    max_class_share: float = 1.0  # a crop where one class covers more of its labelled pixels is redrawn; 1: off
     cache: bool = True  # decode every frame up front: finds bad files before training and saves CPU
     num_workers: int = 0
 
@@ -58,13 +65,14 @@ class ModelConfig:
     deep_stem: bool = False
     pretrained: str | None = None  # None, "imagenet" (torchvision URL) or a weights file path
     num_classes: int = 11
-    # Options of some models only (PSPNet): null leaves the model's default, and setting one that
-    # the chosen model does not take is an error.
+    # Options of some models only (PSPNet, DeepLabV3+): null leaves the model's default, and setting
+    # one that the chosen model does not take is an error.
     use_ppm: bool | None = None
     aux_loss: bool | None = None
     bins: tuple[int, ...] | None = None
     output_stride: int | None = None
     zoom_factor: int | None = None
+    aspp_channels: int | None = None
 
 
 @dataclass(frozen=True)
@@ -250,10 +258,11 @@ def validate(config: Config) -> None:
             "0 < scale_min <= scale_max",
         ),
         (config.data.num_workers >= 0, "data.num_workers", config.data.num_workers, ">= 0"),
+        *_sampling_checks(config.data),
         (config.train.backbone_lr_mult >= 0, "train.backbone_lr_mult", config.train.backbone_lr_mult, ">= 0"),
         (config.model.num_classes >= 2, "model.num_classes", config.model.num_classes, "at least 2"),
         (config.eval.batch_size >= 1, "eval.batch_size", config.eval.batch_size, "at least 1"),
-        *_loss_checks(config.loss, config.model.num_classes),
+        *loss_checks(config.loss, config.model.num_classes),
     ]
     for ok, key, value, expected in checks:
         if not ok:
@@ -262,32 +271,16 @@ def validate(config: Config) -> None:
     check_inference_options(config.eval, "eval.", EVAL_MODES)
 
 
-CLASS_WEIGHT_SCHEMES = ("enet", "median_frequency")  # losses.class_weights computes these
-
-
-def _loss_checks(loss: LossConfig, num_classes: int) -> list[tuple[bool, str, Any, str]]:
-    """validate's rows for the loss section: ranges, and the combinations that mean nothing."""
-    weights, listed, lovasz = loss.class_weights, isinstance(loss.class_weights, tuple), loss.name == "lovasz"
-    schemes = "null, 'enet', 'median_frequency' or a list of one weight per class"
-    alone = "with loss.name=lovasz (Lovász-softmax alone; use loss.name=ce loss.lovasz_weight=W to add it to CE)"
+def _sampling_checks(data: DataConfig) -> list[tuple[bool, str, Any, str]]:
+    threshold, rare, most = data.repeat_threshold, data.rare_crop_prob, data.max_class_share
+    aug = data.data_aug  # without it the val transform's centre crop is used: no random crop to steer
     return [
-        (loss.name in ("ce", "ohem", "lovasz"), "loss.name", loss.name, "'ce', 'ohem' or 'lovasz'"),
-        (listed or weights in (None, *CLASS_WEIGHT_SCHEMES), "loss.class_weights", weights, schemes),
-        (not listed or len(weights) == num_classes, "loss.class_weights", weights, f"{num_classes} weights"),
-        # min/max defaults: an empty list fails the count above, which is reported first.
-        (
-            not listed or min(weights, default=0) >= 0 < max(weights, default=0),
-            "loss.class_weights",
-            weights,
-            "weights >= 0, not all 0",
-        ),
-        (weights is None or not lovasz, "loss.class_weights", weights, f"null {alone}"),
-        (loss.enet_c > 1, "loss.enet_c", loss.enet_c, "> 1, so that ln(enet_c + p_c) > 0"),
-        (0 < loss.ohem_thresh <= 1, "loss.ohem_thresh", loss.ohem_thresh, "a probability in (0, 1]"),
-        (loss.ohem_min_kept >= 0, "loss.ohem_min_kept", loss.ohem_min_kept, ">= 0"),
-        (loss.lovasz_weight >= 0, "loss.lovasz_weight", loss.lovasz_weight, ">= 0"),
-        (loss.lovasz_weight == 0 or not lovasz, "loss.lovasz_weight", loss.lovasz_weight, f"0 {alone}"),
-        (loss.lovasz_from_epoch >= 1, "loss.lovasz_from_epoch", loss.lovasz_from_epoch, "at least 1"),
+        (threshold is None or 0 < threshold <= 1, "data.repeat_threshold", threshold, "null or a fraction in (0, 1]"),
+        (0 <= rare <= 1, "data.rare_crop_prob", rare, "a probability in [0, 1]"),
+        (rare == 0 or aug, "data.rare_crop_prob", rare, "0 with data.data_aug=false"),
+        (0 < data.rare_class_share < 1, "data.rare_class_share", data.rare_class_share, "a fraction in (0, 1)"),
+        (0 < most <= 1, "data.max_class_share", most, "a fraction in (0, 1]"),
+        (most == 1 or aug, "data.max_class_share", most, "1 with data.data_aug=false"),
     ]
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -27,6 +28,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from .errors import SceneSegError
 from .inference import resolve_device
+from .sampling import RepeatFactorSampler
 
 DEBUG_DIGESTS = "SCENESEG_DEBUG_RANK_DIGESTS"  # folder: every rank writes its weights' digest per epoch
 
@@ -75,19 +77,30 @@ class Distributed:
         return list(range(self.rank, length, self.world_size))
 
     def train_sampler(
-        self, dataset: Dataset, seed: int, epoch: int, skip_batches: int = 0, batch_per_process: int = 1
-    ) -> Sampler[int]:
+        self,
+        dataset: Dataset,
+        seed: int,
+        epoch: int,
+        skip_batches: int = 0,
+        batch_per_process: int = 1,
+        factors: np.ndarray | None = None,
+    ) -> Sampler:
         """This rank's frames of an epoch, from its `skip_batches`-th batch on (resuming mid-epoch).
 
         DistributedSampler permutes all frames with a generator seeded by seed + epoch, whatever
         the number of processes, and deals rank r every world_size-th frame; drop_last keeps the
         shares equal. Rank r's batch i is therefore part of the same global batch i as in a single
         process, and skipping i batches on every rank skips exactly the first i global batches.
+        With repeat `factors` (sampling.py) the epoch's list of (frame, copy) pairs, also a function
+        of (seed, epoch) only, is dealt out the same way.
         """
-        sampler = DistributedSampler(
-            dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=seed, drop_last=True
-        )
-        sampler.set_epoch(epoch)
+        if factors is not None:
+            sampler = RepeatFactorSampler(factors, seed, epoch, self.rank, self.world_size)
+        else:
+            sampler = DistributedSampler(
+                dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=seed, drop_last=True
+            )
+            sampler.set_epoch(epoch)
         return _Skip(sampler, skip_batches * batch_per_process)
 
     def write_debug_digest(self, name: str, state: Mapping[str, torch.Tensor]) -> None:
@@ -106,11 +119,11 @@ class Distributed:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
 
-class _Skip(Sampler[int]):
-    def __init__(self, sampler: Sampler[int], skip: int) -> None:
+class _Skip(Sampler):
+    def __init__(self, sampler: Sampler, skip: int) -> None:
         self.sampler, self.skip = sampler, skip
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator:
         return itertools.islice(iter(self.sampler), self.skip, None)
 
     def __len__(self) -> int:

@@ -199,11 +199,15 @@ def class_weights(
     return raw / (share @ raw)
 
 
-def train_class_weights(config: LossConfig, train_set: SegmentationDataset) -> torch.Tensor | None:
-    """loss.class_weights for the train split (its raw labels counted once), as a float32 tensor."""
+def train_class_weights(
+    config: LossConfig, train_set: SegmentationDataset, counts: LabelCounts | None = None
+) -> torch.Tensor | None:
+    """loss.class_weights for the train split as a float32 tensor; `counts`: its raw labels' count_labels,
+    if already counted (sampling counts them too), else counted here when the scheme needs them."""
     if config.class_weights is None:
         return None
-    counts = None if isinstance(config.class_weights, tuple) else count_labels(train_set)
+    if not isinstance(config.class_weights, tuple):
+        counts = counts or count_labels(train_set)
     weights = class_weights(config.class_weights, counts, config.enet_c)
     return torch.tensor(weights, dtype=torch.float32)
 

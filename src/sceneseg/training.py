@@ -98,7 +98,7 @@ def _train_epoch(run: TrainingRun, epoch: int, progress: EpochProgress | None) -
         return progress
     run.train_set.set_epoch(epoch)
     done = progress.iteration if progress else 0
-    sampler = dist.train_sampler(run.train_set, config.seed * 1000, epoch, done, run.per_process)
+    sampler = dist.train_sampler(run.train_set, config.seed * 1000, epoch, done, run.per_process, run.sampling.factors)
     # The generator only seeds the workers (the sampler shuffles): from (seed, epoch) too.
     loader = DataLoader(
         run.train_set,

@@ -26,6 +26,7 @@ from .history import History, tensorboard_writer
 from .inference import Precision
 from .losses import format_class_weights, train_class_weights
 from .models import build_model
+from .sampling import Sampling, describe_sampling, prepare_sampling
 from .transfer import init_from
 
 Log = Callable[[str], None]
@@ -62,6 +63,7 @@ class TrainingRun:
     show_progress: bool
     should_stop: Callable[[], bool]
     class_weights: torch.Tensor | None = None  # loss.class_weights for this train split (losses.py)
+    sampling: Sampling = Sampling()  # repeat factors and rare classes of this train split (sampling.py)
 
 
 def prepare(
@@ -77,8 +79,9 @@ def prepare(
     precision = resolve_precision(config, dist.device)
     seed_everything(config.seed)  # before the network: its initial weights come from the seed
     train_set, val_set = _datasets(config)
+    sampling = prepare_sampling(config.data, train_set)
     batch, per_process = split_batch(config.train, len(train_set), dist)
-    iters_per_epoch = len(train_set) // batch
+    iters_per_epoch = sampling.epoch_length(len(train_set)) // batch
     net, model = _network(config, dist, precision, batch, per_process, resuming, log)
     optimizer, scheduler = build_optimizer(net, config.train, iters_per_epoch)
     val_loader = DataLoader(
@@ -107,7 +110,8 @@ def prepare(
         show_progress,
         should_stop,
         # Counted from the train split's labels every time: a resumed run recomputes the same ones.
-        class_weights=train_class_weights(config.loss, train_set),
+        class_weights=train_class_weights(config.loss, train_set, sampling.counts),
+        sampling=sampling,
     )
 
 
@@ -200,7 +204,14 @@ def check_trainable(config: Config, model: torch.nn.Module, batchnorm_batch: int
             f"{max(ppm.bins)}x{max(ppm.bins)} (the largest of model.bins) at output stride {stride}, "
             f"so expected data.crop_size >= {stride * max(ppm.bins)}"
         )
-    cells = min(ppm.bins) ** 2 if ppm is not None else max(crop // stride, 1) ** 2
+    # The smallest map a BatchNorm normalises: PSPNet's smallest pooling bin, DeepLabV3+'s image
+    # pooling (1x1 whatever the crop; its atrous branches work on maps of any size), else layer4's.
+    if ppm is not None:
+        cells = min(ppm.bins) ** 2
+    elif getattr(model, "aspp", None) is not None:
+        cells = 1
+    else:
+        cells = max(crop // stride, 1) ** 2
     if batchnorm_batch * cells < 2:
         raise ConfigError(
             f"train.batch_size = {config.train.batch_size}: BatchNorm would normalise over "
@@ -264,9 +275,9 @@ def describe(run: TrainingRun) -> str:
         f"{config.train.epochs} epochs on {run.precision.device} (bf16={run.precision.bf16}), global batch "
         f"{run.batch}" + (f" = {dist.world_size} processes x {run.per_process}" if dist.enabled else "")
     )
-    if run.class_weights is None:
-        return text
-    return f"{text}\n{format_class_weights(run.val_set.class_names, run.class_weights)}"
+    sampling = describe_sampling(config.data, run.sampling, run.val_set.class_names)
+    weights = None if run.class_weights is None else format_class_weights(run.val_set.class_names, run.class_weights)
+    return "\n".join(line for line in (text, sampling, weights) if line)
 
 
 def record_inputs(run: TrainingRun) -> None:

@@ -235,19 +235,23 @@ class SegmentationDataset(Dataset):
         """Select the augmentation draw for this epoch (call before iterating each epoch)."""
         self.epoch = epoch
 
-    def sample_seed(self, index: int) -> int:
-        """The augmentation seed of one sample: a fixed function of (seed, epoch, index).
+    def sample_seed(self, index: int, copy: int = 0) -> int:
+        """The augmentation seed of one sample: a fixed function of (seed, epoch, index), and of `copy`
+        for the further copies of a frame that repeat-factor sampling draws in one epoch (sampling.py),
+        so that each copy is augmented differently. Copy 0 has the seed it had before copies existed.
 
         Depending on nothing else (no worker id, no global RNG state) makes an epoch's augmentations
         the same for any number of DataLoader workers and after resuming from a checkpoint.
         """
-        entropy = [self.seed % 2**64, self.epoch % 2**64, index % 2**64]
+        entropy = [self.seed % 2**64, self.epoch % 2**64, index % 2**64] + ([copy] if copy else [])
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        """(image, label) tensors after the transform, or the raw arrays when it is None."""
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[Any, Any]:
+        """(image, label) tensors after the transform, or the raw arrays when it is None. `index` may
+        be (index, copy), as the repeat-factor sampler yields it: see sample_seed."""
+        index, copy = index if isinstance(index, tuple) else (index, 0)
         index = range(len(self.pairs))[index]  # negative indices get the same seed as positive
         image, label = self.load_raw(index)
         if self.transform is None:
             return image, label
-        return self.transform(image, label, self.sample_seed(index))
+        return self.transform(image, label, self.sample_seed(index, copy))

@@ -27,6 +27,8 @@ class LabelCounts:
     image_pixels: np.ndarray  # (num_classes,) int64: all pixels of the frames where the class occurs
     ignored_pixels: int
     sizes: dict[str, int]  # {"HxW": number of frames of that size}
+    # (frames, num_classes) bool: which classes each frame's label holds (repeat-factor sampling)
+    frame_classes: np.ndarray | None = None
 
 
 def count_labels(dataset: SegmentationDataset) -> LabelCounts:
@@ -36,6 +38,7 @@ def count_labels(dataset: SegmentationDataset) -> LabelCounts:
     class_pixels = np.zeros(num_classes, dtype=np.int64)
     image_pixels = np.zeros(num_classes, dtype=np.int64)
     ignored = 0
+    frame_classes = np.zeros((len(dataset), num_classes), dtype=bool)
     for index in range(len(dataset)):
         image, label = dataset.load_raw(index)
         height, width = image.shape[:2]
@@ -43,9 +46,10 @@ def count_labels(dataset: SegmentationDataset) -> LabelCounts:
         # bincount over all 256 byte values: one pass per label, and ignore (255) lands in its own bin.
         counts = np.bincount(label.ravel(), minlength=256)
         class_pixels += counts[:num_classes]
-        image_pixels += np.where(counts[:num_classes] > 0, label.size, 0)
+        frame_classes[index] = counts[:num_classes] > 0
+        image_pixels += np.where(frame_classes[index], label.size, 0)
         ignored += int(counts[dataset.ignore_index])
-    return LabelCounts(class_pixels, image_pixels, ignored, dict(sorted(sizes.items())))
+    return LabelCounts(class_pixels, image_pixels, ignored, dict(sorted(sizes.items())), frame_classes)
 
 
 def summarize(dataset: SegmentationDataset) -> dict[str, Any]:

@@ -66,6 +66,12 @@ class SegTransform:
         label_t = torch.from_numpy(label_out.astype(np.int64))
         return image_t, label_t
 
+    def set_rare_classes(self, classes: tuple[int, ...]) -> None:
+        """The classes a ClassAwareCrop of this pipeline, if any, centres on (counted from the train split)."""
+        for transform in self.compose.transforms:
+            if isinstance(transform, ClassAwareCrop):
+                transform.rare_classes = tuple(classes)
+
     def _seed(self, seed: int) -> None:
         # Compose.set_random_seed hands the SAME seed to every child, so all children draw the same
         # first random number: with p=0.5 each, rotation, blur and flip would always fire together.
@@ -102,8 +108,12 @@ def train_transform(
     rotate: float = 10.0,
     blur: bool = True,
     flip: bool = True,
+    rare_crop_prob: float = 0.0,
+    max_class_share: float = 1.0,
 ) -> SegTransform:
-    """Training augmentation: short-side resize, random scale/rotate/blur/flip, random crop."""
+    """Training augmentation: short-side resize, random scale/rotate/blur/flip, random crop (with
+    probability `rare_crop_prob` centred on a rare class instead, and redrawn while one class covers
+    more than `max_class_share` of it: see ClassAwareCrop)."""
     if not 0 < scale[0] <= scale[1]:
         raise DataError(f"scale={scale}: expected a range (low, high) with 0 < low <= high")
     steps: list[A.BasicTransform] = [
@@ -134,11 +144,65 @@ def train_transform(
         steps.append(A.GaussianBlur(blur_limit=(5, 5), sigma_limit=(1.1, 1.1), p=0.5))
     if flip:
         steps.append(A.HorizontalFlip(p=0.5))
+    # 0 keeps albumentations' own RandomCrop: the same draws, so the same crops, as before rare crops existed.
+    if rare_crop_prob > 0 or max_class_share < 1:
+        crop = ClassAwareCrop(height=crop_size, width=crop_size, **_crop_padding())
+        crop.rare_prob, crop.max_class_share = rare_crop_prob, max_class_share
+    else:
+        crop = A.RandomCrop(height=crop_size, width=crop_size, **_crop_padding())
     steps += [
-        A.RandomCrop(height=crop_size, width=crop_size, **_crop_padding()),
+        crop,
         _normalize(),
     ]
     return SegTransform(_compose(steps))
+
+
+class ClassAwareCrop(A.RandomCrop):
+    """RandomCrop that, with probability `rare_prob`, centres the crop on a pixel of a rare class
+    instead, drawn uniformly among the rare pixels of the (already scaled, rotated, flipped) label.
+    Otherwise a random crop where one class covers more than `max_class_share` of the labelled
+    pixels is redrawn, up to CROP_RETRIES times; the last one drawn is kept.
+
+    `rare_classes` (class indices) is set by sampling.prepare_sampling once the train split's labels
+    are counted. A frame without a rare pixel gets the usual random crop. Near the border the crop is
+    shifted back inside the (padded) frame, so the pixel is still in the crop but off its centre.
+    Both draws come from the transform's generators, which SegTransform reseeds from the sample's
+    seed: the crop stays a function of (seed, epoch, index).
+    """
+
+    # Attributes, not constructor arguments: albumentations validates the constructor's against RandomCrop's.
+    rare_prob: float = 0.0
+    rare_classes: tuple[int, ...] = ()
+    max_class_share: float = 1.0
+    CROP_RETRIES = 10
+
+    def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
+        out = super().get_params_dependent_on_data(params, data)
+        mask = data["mask"]
+        pad = out["pad_params"] or {"pad_top": 0, "pad_bottom": 0, "pad_left": 0, "pad_right": 0}
+        if self.py_random.random() < self.rare_prob and self.rare_classes:
+            rows, cols = np.nonzero(np.isin(mask, self.rare_classes))
+            if len(rows):
+                pick = int(self.random_generator.integers(len(rows)))
+                height = mask.shape[0] + pad["pad_top"] + pad["pad_bottom"]
+                width = mask.shape[1] + pad["pad_left"] + pad["pad_right"]
+                top = min(max(rows[pick] + pad["pad_top"] - self.height // 2, 0), height - self.height)
+                left = min(max(cols[pick] + pad["pad_left"] - self.width // 2, 0), width - self.width)
+                return {**out, "crop_coords": (int(left), int(top), int(left) + self.width, int(top) + self.height)}
+        for _ in range(self.CROP_RETRIES if self.max_class_share < 1 else 0):
+            if largest_class_share(mask, out["crop_coords"], pad) <= self.max_class_share:
+                break
+            out = super().get_params_dependent_on_data(params, data)
+        return out
+
+
+def largest_class_share(mask: np.ndarray, crop_coords: tuple[int, int, int, int], pad: dict) -> float:
+    """The largest class's share of the labelled pixels in a crop (coordinates in the padded frame,
+    whose padding is ignore); 0 for a crop without labelled pixels."""
+    left, top, right, bottom = (c - pad[k] for c, k in zip(crop_coords, ("pad_left", "pad_top") * 2))
+    region = mask[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)]
+    counts = np.bincount(region.ravel(), minlength=256)[:IGNORE_INDEX]
+    return float(counts.max() / counts.sum()) if counts.sum() else 0.0
 
 
 def _crop_padding() -> dict:

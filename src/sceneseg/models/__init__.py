@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 from sceneseg.errors import ConfigError
+from sceneseg.models.deeplab import ASPP, DeepLabV3Plus, deeplabv3plus
 from sceneseg.models.heads import (
     ConvClassifier,
     PyramidPoolingModule,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "simple": simple_segmentation_net,
     "pspnet": pspnet,
+    "deeplabv3plus": deeplabv3plus,
 }
 
 
@@ -66,17 +68,20 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 
 __all__ = [
+    "ASPP",
     "MODELS",
     "RESNETS",
     "TORCHVISION_URLS",
     "BasicBlock",
     "Bottleneck",
     "ConvClassifier",
+    "DeepLabV3Plus",
     "PSPNet",
     "PyramidPoolingModule",
     "ResNet",
     "SimpleSegmentationNet",
     "build_model",
+    "deeplabv3plus",
     "from_reference",
     "infer_reference_config",
     "is_reference_pspnet",

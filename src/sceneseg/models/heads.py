@@ -138,6 +138,10 @@ def psp_classifier(in_channels: int, num_classes: int, hidden: int = 512) -> nn.
     return conv_bn_relu_classifier(in_channels, hidden, num_classes)
 
 
-def psp_aux_head(in_channels: int, num_classes: int, hidden: int = 256) -> nn.Sequential:
-    """PSPNet's auxiliary head on layer3 (1024 channels on ResNet-50/101) -> 256 -> classes."""
-    return conv_bn_relu_classifier(in_channels, hidden, num_classes)
+def psp_aux_head(in_channels: int, num_classes: int, hidden: int | None = None) -> nn.Sequential:
+    """PSPNet's auxiliary head on layer3 (1024 channels on ResNet-50/101) -> 256 -> classes.
+
+    `hidden` defaults to a quarter of `in_channels`: the reference's 1024 -> 256, scaled to any
+    backbone (256 -> 64 on ResNet-18/34). DeepLabV3+ uses the same head on its layer3.
+    """
+    return conv_bn_relu_classifier(in_channels, in_channels // 4 if hidden is None else hidden, num_classes)

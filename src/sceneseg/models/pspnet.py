@@ -21,19 +21,17 @@ hidden widths of `cls` and `aux` are a quarter of the channels of layer4 and lay
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from sceneseg.errors import ConfigError
+from sceneseg.models.backbone import build_backbone
 from sceneseg.models.base import SegmentationModel
 from sceneseg.models.heads import PyramidPoolingModule, psp_aux_head, psp_classifier
-from sceneseg.models.resnet import RESNETS, ResNet
+from sceneseg.models.resnet import ResNet
 from sceneseg.models.weights import load_backbone_weights
 
-# Which of layer2, layer3, layer4 trade their stride for dilation at each output stride.
-_DILATION_FLAGS = {8: (False, True, True), 16: (False, False, True), 32: (False, False, False)}
 ZOOM_FACTORS = (1, 2, 4, 8)
 
 
@@ -64,7 +62,7 @@ class PSPNet(SegmentationModel):
         cls_in = self.ppm.out_channels if self.ppm is not None else channels
         self.cls = psp_classifier(cls_in, num_classes, hidden=channels // 4)
         aux_in = backbone.channels["layer3"]
-        self.aux = psp_aux_head(aux_in, num_classes, hidden=aux_in // 4) if aux_loss else None
+        self.aux = psp_aux_head(aux_in, num_classes) if aux_loss else None
 
     def _resize(self, logits: Tensor, input_size: tuple[int, int]) -> Tensor:
         if self.zoom_factor == 8:
@@ -109,19 +107,13 @@ def pspnet(
     """
     if num_classes < 1:
         raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
-    if backbone not in RESNETS:
-        raise ConfigError(f"unknown backbone {backbone!r}; choose one of {sorted(RESNETS)}")
-    if output_stride not in _DILATION_FLAGS:
-        raise ConfigError(f"output_stride = {output_stride!r}: expected one of 8, 16 or 32")
     if zoom_factor not in ZOOM_FACTORS:
         raise ConfigError(f"zoom_factor = {zoom_factor!r}: expected one of 1, 2, 4 or 8")
     bins = tuple(bins)
     if not bins or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in bins):
         raise ConfigError(f"bins = {list(bins)!r}: expected a non-empty list of positive integers")
     # The reference dilates every block of layer3/layer4 (see ResNet's dilate_all_blocks).
-    trunk = RESNETS[backbone](
-        deep_stem=deep_stem, replace_stride_with_dilation=_DILATION_FLAGS[output_stride], dilate_all_blocks=True
-    )
+    trunk = build_backbone(backbone, deep_stem, output_stride, dilate_all_blocks=True)
     channels = trunk.channels["layer4"]
     if use_ppm and channels % len(bins):
         raise ConfigError(
@@ -129,5 +121,5 @@ def pspnet(
             f"{len(bins)} pyramid branches cannot share equally; use 1, 2, 4 or 8 bins"
         )
     if pretrained is not None:
-        load_backbone_weights(trunk, pretrained if pretrained == "imagenet" else Path(pretrained), backbone)
+        load_backbone_weights(trunk, pretrained, backbone)
     return PSPNet(trunk, num_classes, use_ppm, aux_loss, bins, zoom_factor)
