@@ -162,6 +162,11 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def single_process(device: str = "auto") -> Distributed:
+    """This process alone, on the device a config names: what callers get without torchrun."""
+    return Distributed(device=resolve_device(device))
+
+
 def init_from_env(device: str = "auto", environ: Mapping[str, str] | None = None) -> Distributed:
     """Join the process group torchrun describes in the environment; a single process without it.
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Subset
 
 from .builders import build_dataset
 from .config import Config
-from .distributed import Distributed
+from .distributed import Distributed, single_process
 from .engine import evaluate
 from .inference import InferenceSettings, Precision, bf16_supported, resolve_device
 from .models import build_model
@@ -57,7 +57,7 @@ def evaluate_weights(
     inference.predict_probs); "crop" is the per-epoch protocol. Under torchrun each rank scores
     its share of the frames and the confusion matrices are summed.
     """
-    dist = dist or Distributed(device=resolve_device(config.device))
+    dist = dist or single_process(config.device)
     precision = resolve_precision(config, dist.device)
     mode = mode or config.eval.mode
     dataset = build_dataset(config.data, "val", "crop" if mode == "crop" else "whole", split=split)

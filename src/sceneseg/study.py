@@ -165,9 +165,9 @@ def row_config(study: Study, row: StudyRow, overrides: typing.Sequence[str] = ()
 def row_state(config: Config) -> RunState:
     """The row's checkpoint.run_state, once checked that a finished run is of this row's config."""
     run_dir = Path(config.train.out_dir)
-    state = run_state(run_dir, config.train.epochs)
+    last = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else None  # read once
+    state = run_state(run_dir, config.train.epochs, last)
     if state == "finished":
-        last = load_checkpoint(run_dir / "last.pt")
         differences = config_differences(config_from_dict(last["config"]), config, SAME_EXPERIMENT_KEYS)
         if differences:
             raise ConfigError(

@@ -26,12 +26,11 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import load_checkpoint, save_checkpoint, write_text_atomic
 from .config import Config, to_dict
-from .distributed import Distributed
+from .distributed import Distributed, single_process
 from .engine import EpochProgress, evaluate, train_one_epoch
 from .errors import DataError
 from .evaluation import describe_hardware, evaluate_weights
 from .history import History
-from .inference import resolve_device
 from .losses import build_head_loss, segmentation_loss
 from .stopping import TrainingStopped
 from .training_run import Log, TrainingRun, describe, prepare, record_inputs, restore, seed_everything
@@ -64,7 +63,7 @@ def fit(
     writes files and logs. When `should_stop` turns true, the current iteration finishes, last.pt
     records the run up to it, and TrainingStopped is raised.
     """
-    dist = dist or Distributed(device=resolve_device(config.device))
+    dist = dist or single_process(config.device)
     log, show_progress = (log, show_progress) if dist.is_main else (_quiet, False)
     run = prepare(config, run_dir, dist, resume is not None, log, show_progress, should_stop)
     start_epoch, partial = restore(run, resume)
@@ -205,7 +204,7 @@ def train_and_evaluate(
     Returns the metrics summary, which also records the best epoch, the final evaluation's seconds
     and the hardware, so that a report can state the protocol of every number.
     """
-    dist = dist or Distributed(device=resolve_device(config.device))
+    dist = dist or single_process(config.device)
     history = fit(
         config, run_dir, resume=resume, show_progress=show_progress, log=log, dist=dist, should_stop=should_stop
     )
