@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from .checkpoint import load_checkpoint, write_text_atomic
+from .cli_data import data_check_command, data_split_command
 from .cli_train import study_command, train_command
-from .config import SAMPLE, config_from_dict, load_config, resolve_config_path, to_yaml
-from .errors import ConfigError, DataError, SceneSegError
+from .config import SAMPLE, config_from_dict, load_config, to_yaml
+from .errors import ConfigError, SceneSegError
 from .inference_options import EVAL_MODES, INFERENCE_MODES
 from .metrics import format_metrics
 
@@ -52,64 +53,6 @@ def _evaluate(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f"eval_{split}.json")
     write_text_atomic(out, json.dumps(summary, indent=2) + "\n")
     print(f"\nwritten {out}")
-
-
-def _data_check(args: argparse.Namespace) -> None:
-    from .data import format_summary, summarize
-
-    # Every split is opened before any is decoded: a missing or empty one fails in seconds.
-    for dataset in _datasets_to_check(args):
-        summary = summarize(dataset)
-        print(f"{dataset!r}: OK")
-        print(format_summary(summary, dataset.class_names))
-
-
-def _datasets_to_check(args: argparse.Namespace) -> list:
-    """`--split` alone, else every split: a config's train and val (checked to be disjoint), a KITTI
-    root's train and val, a CamVid SegNet root's train, val and test folders that exist."""
-    from .builders import build_dataset, build_train_val
-    from .data import CamVid, KittiRoad
-
-    target = Path(args.target)
-    is_root = args.target != SAMPLE and target.is_dir()
-    # Options that only one kind of target takes are refused with the other, not silently dropped.
-    if is_root and args.overrides:
-        raise ConfigError(
-            f"data check {target}: overrides ({' '.join(args.overrides)}) apply to a config, not to a "
-            "data root; check a config, or use --split/--list/--policy with a root"
-        )
-    if not is_root and (args.list or args.policy):
-        raise ConfigError(
-            f"data check {args.target}: --list and --policy apply to a data root, not to a config; "
-            "set data.train_list/val_list or data.options.policy instead"
-        )
-    if not is_root:  # a config: a file, a built-in name, or the sample
-        try:
-            path = None if args.target == SAMPLE else resolve_config_path(args.target)
-        except ConfigError as exc:
-            raise DataError(f"dataset root {target} does not exist, and {exc}") from None
-        # No cache: summarize decodes every pair once anyway.
-        config = dataclasses.replace(load_config(path, args.overrides).data, cache=False)
-        if args.split:
-            return [build_dataset(config, "val", "whole", split=args.split)]
-        return list(build_train_val(config, modes=("whole", "whole")))
-    if (target / "training" / "image_2").is_dir():
-        splits = [args.split] if args.split else ["train", "val"]
-        policy = {"policy": args.policy} if args.policy else {}  # KittiRoad's default and check otherwise
-        return [KittiRoad(target, split, **policy) for split in splits]
-    if args.list:
-        return [CamVid(target, args.split or "train", list_file=args.list)]
-    splits = (
-        [args.split]
-        if args.split
-        else [s for s in ("train", "val", "test") if (target / s).is_dir() or (target / f"{s}annot").is_dir()]
-    )
-    if not splits:
-        raise DataError(
-            f"{target} has no split folders; expected the SegNet layout (train/ and trainannot/, val/ and "
-            "valannot/, ...), the KITTI road layout (training/image_2/), or --list FILE"
-        )
-    return [CamVid(target, split) for split in splits]
 
 
 def _config(args: argparse.Namespace) -> None:
@@ -239,7 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--split", help="check this split only (default: every split)")
     check.add_argument("--list", help="list file (<image> <label> per line) when target is a root")
     check.add_argument("--policy", help="KITTI road label policy: kitti (default) or cs6476")
-    check.set_defaults(func=_data_check)
+    check.set_defaults(func=data_check_command)
+    split = data_commands.add_parser(
+        "split", help="write list files that hold out whole sequences of the train split (a development split)"
+    )
+    split.add_argument("config", help="a config YAML or built-in config name; its train split is divided")
+    split.add_argument("overrides", nargs="*")
+    split.add_argument("--hold-out", nargs="+", required=True, metavar="PREFIX", help="frame-name prefixes")
+    split.add_argument("--out", required=True, help="folder for train.txt and heldout.txt")
+    split.set_defaults(func=data_split_command)
 
     predict = commands.add_parser("predict", help="segment images, folders and videos; write label maps and overlays")
     predict.add_argument("checkpoint", help="a sceneseg or reference PSPNet checkpoint, or an exported .onnx file")

@@ -184,3 +184,14 @@ def test_real_camvid_val_loads():
     assert len(ds) == 101
     image, label = ds[0]
     assert image.shape == (360, 480, 3) and label.shape == (360, 480)
+
+
+def test_label_order_reads_segnet_label_files_through_a_list(tmp_path):
+    write_pair(tmp_path, "train", "a", every_segnet_index())
+    (tmp_path / "l.txt").write_text("train/a.png trainannot/a.png\n")
+    ds = CamVid(tmp_path, "dev", list_file=tmp_path / "l.txt", label_order="segnet")
+    assert ds[0][1][0].tolist() == [SEGNET_EXPECTED[i] for i in range(12)]
+    with pytest.raises(DataError, match=r"\[11\]"):  # auto: a list holds canonical labels
+        CamVid(tmp_path, "dev", list_file=tmp_path / "l.txt", cache=True)
+    with pytest.raises(DataError, match="label_order 'segnet11'.*auto, segnet, canonical"):
+        CamVid(tmp_path, "train", label_order="segnet11")

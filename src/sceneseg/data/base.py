@@ -49,28 +49,6 @@ def find_pairs(
     return list(pairs.values())
 
 
-def read_list_file(list_file: Path, root: Path) -> list[tuple[Path, Path]]:
-    """List format: one `<image> <label>` pair per line, relative to root; '#' marks a comment line."""
-    if not list_file.is_file():
-        raise DataError(f"list file {list_file} does not exist; expected a text file of image/label lines")
-    pairs = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        if len(fields) != 2:
-            raise DataError(
-                f"{list_file} line {number}: {line.strip()!r} has {len(fields)} fields; "
-                f"expected '<image> <label>' relative to {root}"
-            )
-        pair = (root / fields[0], root / fields[1])
-        for path in pair:
-            if not path.is_file():
-                raise DataError(f"{path} (in {list_file} line {number}) does not exist; expected a file")
-        pairs.append(pair)
-    return pairs
-
-
 Splits = dict[str, list[tuple[Path, Path]]]
 
 

@@ -1,7 +1,8 @@
 """The CamVid dataset (11 classes) in SegNet's folder layout or as a CS 6476 / mseg list file.
 
 Labels are returned in the canonical class order (Building, Tree, Sky, ...) with 255 = ignore,
-whatever order the files on disk use.
+whatever order the files on disk use. SegNet's label files number the classes differently from the
+canonical list files; `label_order` says which a dataset reads (see CamVid).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from sceneseg.data.base import (
     Transform,
     find_pairs,
     read_index_label,
-    read_list_file,
 )
+from sceneseg.data.lists import read_list_file
 from sceneseg.errors import DataError
 
 CAMVID_CLASSES: tuple[str, ...] = (
@@ -42,10 +43,16 @@ _CANONICAL_CHECK[IGNORE_INDEX] = IGNORE_INDEX
 SAMPLE_ROOT: Path = Path(__file__).resolve().parent / "sample"
 
 _SPLITS = ("train", "val", "test")
+LABEL_ORDERS = ("auto", "segnet", "canonical")
 
 
 class CamVid(SegmentationDataset):
-    """CamVid frames and canonical labels; see the module docstring for the two layouts."""
+    """CamVid frames and canonical labels; see the module docstring for the two layouts.
+
+    `label_order`: "segnet" (indices 0-11, Unlabelled = 11) or "canonical" (0-10, 255 = ignore).
+    "auto" reads the SegNet folder layout as segnet and a list file as canonical (the CS 6476 / mseg
+    lists); lists of SegNet label files (`sceneseg data split` writes them) need "segnet".
+    """
 
     class_names = CAMVID_CLASSES
     palette = CAMVID_PALETTE
@@ -58,9 +65,12 @@ class CamVid(SegmentationDataset):
         list_file: str | Path | None = None,
         cache: bool = False,
         seed: int = 0,
+        label_order: str = "auto",
     ) -> None:
         self.root = Path(root)
         self.split = split
+        if label_order not in LABEL_ORDERS:
+            raise DataError(f"label_order {label_order!r} is unknown; expected one of {', '.join(LABEL_ORDERS)}")
         if not self.root.is_dir():
             raise DataError(f"dataset root {self.root} does not exist; expected a folder")
         if list_file is None:
@@ -69,12 +79,17 @@ class CamVid(SegmentationDataset):
             pairs = find_pairs(
                 self.root / split, self.root / f"{split}annot", "SegNet layout <root>/<split>/ and <root>/<split>annot/"
             )
-            self._lut, self._valid = SEGNET_TO_CANONICAL, "SegNet indices 0-11"
             source = f"{self.root / split}"
         else:
             pairs = read_list_file(Path(list_file), self.root)
-            self._lut, self._valid = _CANONICAL_CHECK, "canonical indices 0-10 and 255"
             source = f"list file {list_file}"
+        if label_order == "auto":
+            label_order = "segnet" if list_file is None else "canonical"
+        self.label_order = label_order
+        if label_order == "segnet":
+            self._lut, self._valid = SEGNET_TO_CANONICAL, "SegNet indices 0-11"
+        else:
+            self._lut, self._valid = _CANONICAL_CHECK, "canonical indices 0-10 and 255"
         super().__init__(pairs, source, transform, cache, seed)
 
     def read_label(self, path: Path) -> np.ndarray:

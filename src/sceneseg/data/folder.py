@@ -24,8 +24,8 @@ from sceneseg.data.base import (
     ratio_split,
     read_image,
     read_index_label,
-    read_list_file,
 )
+from sceneseg.data.lists import read_list_file
 from sceneseg.errors import DataError
 
 SPLITS = ("train", "val", "all")
