@@ -42,7 +42,7 @@ def test_options_are_checked_against_the_constructor():
     with pytest.raises(
         ConfigError,
         match=r"data.options.resize: dataset 'camvid' has no such option \(its options: "
-        r"none\)",
+        r"label_order\)",
     ):
         dataset_options(load_config(None, ["data.options.resize=[64, 64]"]).data)
     with pytest.raises(ConfigError, match=r"data.options.val_ratio: expected float, got 'most'"):

@@ -78,6 +78,25 @@ def test_range_checks_and_malformed_input(tmp_path):
         load_config(broken)
 
 
+def test_photometric_is_a_checked_switch_of_the_training_transform_only():
+    from sceneseg.builders import _transform
+    from sceneseg.data.transforms import PHOTOMETRIC_OPS
+
+    assert load_config(None).data.photometric == 0.0
+    for bad in ("-0.1", "1.5"):
+        with pytest.raises(ConfigError, match=rf"data.photometric = {bad}: expected a probability in \[0, 1\]$"):
+            load_config(None, [f"data.photometric={bad}"])
+    with pytest.raises(ConfigError, match="data.photometric = 0.5: expected 0 with data.data_aug=false"):
+        load_config(None, ["data.photometric=0.5", "data.data_aug=false"])
+    data = load_config(None, ["data.photometric=0.5"]).data
+
+    def probabilities(mode: str) -> list[float]:
+        return [t.p for t in _transform(data, mode).compose.transforms if isinstance(t, PHOTOMETRIC_OPS)]
+
+    assert probabilities("train") == [0.5, 0.5, 0.5]
+    assert probabilities("crop") == probabilities("whole") == []
+
+
 def test_config_is_frozen_and_round_trips():
     config = load_config(None, ["seed=7"])
     with pytest.raises(dataclasses.FrozenInstanceError):

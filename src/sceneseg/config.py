@@ -48,6 +48,7 @@ class DataConfig:
     rotate: float = 10.0
     blur: bool = True
     data_aug: bool = True  # False trains with the val transform, as the study's rows without augmentation
+    photometric: float = 0.0  # chance of each colour op (brightness/contrast, gamma, hue/saturation); 0: off
     # Sampling that sees rare classes more often (README, "Sampling"; sampling.py). repeat_threshold:
     # repeat-factor sampling of frames (LVIS) with threshold t, null = off (each frame once per epoch).
     repeat_threshold: float | None = None
@@ -258,7 +259,7 @@ def validate(config: Config) -> None:
             "0 < scale_min <= scale_max",
         ),
         (config.data.num_workers >= 0, "data.num_workers", config.data.num_workers, ">= 0"),
-        *_sampling_checks(config.data),
+        *_augmentation_checks(config.data),
         (config.train.backbone_lr_mult >= 0, "train.backbone_lr_mult", config.train.backbone_lr_mult, ">= 0"),
         (config.model.num_classes >= 2, "model.num_classes", config.model.num_classes, "at least 2"),
         (config.eval.batch_size >= 1, "eval.batch_size", config.eval.batch_size, "at least 1"),
@@ -271,9 +272,9 @@ def validate(config: Config) -> None:
     check_inference_options(config.eval, "eval.", EVAL_MODES)
 
 
-def _sampling_checks(data: DataConfig) -> list[tuple[bool, str, Any, str]]:
+def _augmentation_checks(data: DataConfig) -> list[tuple[bool, str, Any, str]]:
     threshold, rare, most = data.repeat_threshold, data.rare_crop_prob, data.max_class_share
-    aug = data.data_aug  # without it the val transform's centre crop is used: no random crop to steer
+    aug = data.data_aug  # without it the val transform is used: no random crop to steer, no colour jitter
     return [
         (threshold is None or 0 < threshold <= 1, "data.repeat_threshold", threshold, "null or a fraction in (0, 1]"),
         (0 <= rare <= 1, "data.rare_crop_prob", rare, "a probability in [0, 1]"),
@@ -281,6 +282,8 @@ def _sampling_checks(data: DataConfig) -> list[tuple[bool, str, Any, str]]:
         (0 < data.rare_class_share < 1, "data.rare_class_share", data.rare_class_share, "a fraction in (0, 1)"),
         (0 < most <= 1, "data.max_class_share", most, "a fraction in (0, 1]"),
         (most == 1 or aug, "data.max_class_share", most, "1 with data.data_aug=false"),
+        (0 <= data.photometric <= 1, "data.photometric", data.photometric, "a probability in [0, 1]"),
+        (data.photometric == 0 or aug, "data.photometric", data.photometric, "0 with data.data_aug=false"),
     ]
 
 

@@ -17,6 +17,8 @@ from sceneseg.data import (
     val_transform,
     whole_transform,
 )
+from sceneseg.data.transforms import PHOTOMETRIC_OPS
+from sceneseg.errors import DataError
 
 MEAN_RGB = np.round(np.array(IMAGENET_MEAN) * 255)
 # Far enough from region edges that blur (5x5) and interpolation cannot reach the pixel.
@@ -97,6 +99,53 @@ def test_children_get_independent_seeds():
     label = np.array([[0, 1], [2, 3]], np.uint8)
     corners = [transform(image, label, seed)[1][0, 0].item() for seed in range(64)]
     assert set(corners) == {0, 1, 2, 3}
+
+
+def test_photometric_off_leaves_the_pipeline_as_it_was():
+    # At 0 (the default) no op is added: the steps are those of the pipeline before the switch
+    # existed. And the ops change nothing else: present but never firing, they leave the default
+    # pipeline's output bit for bit (every other op keeps its seed).
+    image, label = pattern()
+    off, silent = train_transform(), train_transform(photometric=1.0)
+    assert [type(t).__name__ for t in off.compose.transforms] == [
+        "SmallestMaxSize", "RandomScale", "Rotate", "GaussianBlur", "HorizontalFlip", "RandomCrop", "Normalize"
+    ]  # fmt: skip
+    ops = [t for t in silent.compose.transforms if isinstance(t, PHOTOMETRIC_OPS)]
+    assert len(ops) == 3
+    for op in ops:
+        op.p = 0.0
+    for seed in range(4):
+        (a_image, a_label), (b_image, b_label) = off(image, label, seed), silent(image, label, seed)
+        assert torch.equal(a_image, b_image) and torch.equal(a_label, b_label)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_photometric_changes_the_image_not_the_label(seed):
+    image, label = pattern()
+    off_image, off_label = train_transform()(image, label, seed)
+    on_image, on_label = train_transform(photometric=1.0)(image, label, seed)
+    assert torch.equal(on_label, off_label)
+    assert (on_image - off_image).abs().max() > 0.1  # several grey levels, not rounding
+
+
+def test_photometric_keeps_padding_at_the_mean():
+    # Colour ops run before anything pads, so padding stays "average colour" (zero once normalised).
+    image, label = pattern(60, 80, block=10)
+    transform = train_transform(short_side=60, crop_size=201, scale=(1.0, 1.0), rotate=0, photometric=1.0)
+    out_image, out_label = transform(image, label, 0)
+    padded = interior(out_label.numpy().astype(np.uint8)) & (out_label.numpy() == 255)
+    assert padded.sum() > 1000 and np.abs(unnormalise(out_image)[padded] - MEAN_RGB).max() < 1
+
+
+def test_photometric_is_a_function_of_the_seed():
+    # Square frame, crop = frame, no scale/rotate/blur/flip: the colour ops are the only randomness.
+    image, label = pattern(240, 240)
+    options = dict(crop_size=240, scale=(1.0, 1.0), rotate=0, blur=False, flip=False, photometric=1.0)
+    a, b, c = (train_transform(**options)(image, label, seed) for seed in (3, 3, 4))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0]) and torch.equal(a[1], c[1])
+    with pytest.raises(DataError, match=r"photometric=1.5: expected a probability in \[0, 1\]"):
+        train_transform(photometric=1.5)
 
 
 def test_val_transform_centre_crops():

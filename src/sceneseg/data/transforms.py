@@ -38,6 +38,9 @@ _MEAN_RGB_U8 = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)
 # warpAffine (rotation) only knows INTER_NEAREST, which is centre-aligned there.
 _RESIZE_MASK = cv2.INTER_NEAREST_EXACT
 
+# The photometric ops (see _photometric), told apart from the others by type when SegTransform seeds them.
+PHOTOMETRIC_OPS = (A.RandomBrightnessContrast, A.RandomGamma, A.HueSaturationValue)
+
 
 class SegTransform:
     """A seeded (image, label) -> (normalised CHW float tensor, HW long tensor) transform.
@@ -76,9 +79,12 @@ class SegTransform:
         # Compose.set_random_seed hands the SAME seed to every child, so all children draw the same
         # first random number: with p=0.5 each, rotation, blur and flip would always fire together.
         # Give every child its own seed derived from (seed, position) instead.
+        # Photometric ops take the seeds after all the others (sorted is stable), so switching them on
+        # leaves every other op's draws, and with them the label, exactly as they were.
         self.compose.set_random_seed(seed)
-        children = np.random.SeedSequence(seed % 2**64).spawn(len(self.compose.transforms))
-        for transform, child in zip(self.compose.transforms, children):
+        ordered = sorted(self.compose.transforms, key=lambda transform: isinstance(transform, PHOTOMETRIC_OPS))
+        children = np.random.SeedSequence(seed % 2**64).spawn(len(ordered))
+        for transform, child in zip(ordered, children):
             transform.set_random_seed(int(child.generate_state(1)[0]))
 
     def __repr__(self) -> str:
@@ -101,6 +107,21 @@ def _normalize() -> A.Normalize:
     return A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0, p=1.0)
 
 
+def _photometric(p: float) -> list[A.BasicTransform]:
+    """Colour jitter, each op with probability `p`, on the image only: moderate shifts meant for
+    lighting the train split lacks (CamVid's test split has dusk and other streets)."""
+    if not 0 <= p <= 1:
+        raise DataError(f"photometric={p}: expected a probability in [0, 1]")
+    if p == 0:
+        return []  # left out, not merely never applied, so the pipeline is exactly the one without them
+    return [
+        A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=p),
+        A.RandomGamma(gamma_limit=(80, 125), p=p),
+        # OpenCV's uint8 hue spans 0-179, so 10 is 20 degrees; value is left to the brightness op.
+        A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=25, val_shift_limit=0, p=p),
+    ]
+
+
 def train_transform(
     short_side: int = 240,
     crop_size: int = 201,
@@ -110,14 +131,19 @@ def train_transform(
     flip: bool = True,
     rare_crop_prob: float = 0.0,
     max_class_share: float = 1.0,
+    photometric: float = 0.0,
 ) -> SegTransform:
-    """Training augmentation: short-side resize, random scale/rotate/blur/flip, random crop (with
-    probability `rare_crop_prob` centred on a rare class instead, and redrawn while one class covers
-    more than `max_class_share` of it: see ClassAwareCrop)."""
+    """Training augmentation: short-side resize, colour jitter (each op with probability
+    `photometric`, none at 0), random scale/rotate/blur/flip, random crop (with probability
+    `rare_crop_prob` centred on a rare class instead, and redrawn while one class covers more than
+    `max_class_share` of it: see ClassAwareCrop)."""
     if not 0 < scale[0] <= scale[1]:
         raise DataError(f"scale={scale}: expected a range (low, high) with 0 < low <= high")
     steps: list[A.BasicTransform] = [
         _resize_short(short_side),
+        # Jitter before scaling (fewer pixels on average) and before anything pads, so padding stays
+        # the mean colour.
+        *_photometric(photometric),
         # RandomScale draws 1 + uniform(limit), so shift the factor range down by one.
         A.RandomScale(
             scale_limit=(scale[0] - 1.0, scale[1] - 1.0),
