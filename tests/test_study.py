@@ -10,7 +10,7 @@ import pytest
 from sceneseg.checkpoint import load_checkpoint
 from sceneseg.cli import main
 from sceneseg.errors import ConfigError
-from sceneseg.study import BUILTIN_STUDIES, load_study, row_config, row_state, run_study
+from sceneseg.study import BUILTIN_STUDIES, DEFAULT_REFERENCE, load_study, row_config, row_state, run_study
 from sceneseg.training import train_and_evaluate
 from tests.conftest import write_study
 from tests.test_cli import TINY
@@ -40,13 +40,14 @@ def test_offline_cpu_study_differs_only_by_its_backbone_row():
                 "runs/camvid_study_cpu_offline/kitti_backbone/best.pt",
             )
         assert config_a.train.epochs == config_b.train.epochs and config_a.data.root == config_b.data.root
-    # the reference figures of the original study are the published ones
-    assert {r.name: r.reference.val_mIoU for r in online.rows if r.reference.val_mIoU} == {
-        "simple_scratch": 0.3192,
-        "simple_pretrained": 0.4519,
-        "pspnet_ppm_aux": 0.6167,
-        "kitti_transfer": 0.9222,
+    # each row names the original study's row it reproduces; the figures are read from its JSON
+    assert {r.name: r.reference_row for r in offline.rows} == {
+        "kitti_backbone": None,
+        **{r.name: i for i, r in enumerate(online.rows[:6], 1)},
+        "kitti_transfer": "kitti_road_transfer",
     }
+    assert {r.name: r.reference_row for r in online.rows} == {r.name: r.reference_row for r in offline.rows[1:]}
+    assert online.report.reference == offline.report.reference == DEFAULT_REFERENCE
 
 
 def test_settings_replace_variables_and_out_dir():
@@ -60,6 +61,7 @@ def test_settings_replace_variables_and_out_dir():
     )
     transfer = row_config(study, study.rows[-1])
     assert transfer.train.init_from == "/tmp/elsewhere/pspnet_ppm_aux/best.pt"
+    assert load_study("camvid_study_cpu", ["reference=/data/figures.json"]).report.reference == "/data/figures.json"
 
 
 @pytest.mark.parametrize(
@@ -68,7 +70,9 @@ def test_settings_replace_variables_and_out_dir():
         (lambda s: s.replace('    label: "1. Simple, from scratch"\n', ""), r"rows\[0\]: missing key\(s\) label"),
         (lambda s: s.replace("name: pspnet", "name: simple"), "row names must be unique"),
         (lambda s: s.replace("pick: worst", "pick: median"), "report.pick = 'median'"),
-        (lambda s: s.replace("reference: {val_mIoU: 0.3192}", "reference: {test_mIoU: 0.3}"), "test_mIoU"),
+        (lambda s: s.replace("reference_row: 1", "reference_row: 0"), "row 'simple': reference_row = 0"),
+        (lambda s: s.replace("reference_row: 1", "reference_row: [1]"), r"rows\[0\].reference_row"),
+        (lambda s: s.replace('reference: "{reference}"', 'reference: "{referenc}"'), "report.reference uses an"),
         (lambda s: s.replace("{backbone}", "{backbon}"), "unknown variable 'backbon'"),
         (lambda s: s.replace("rows:", "rowz:"), "rowz"),
     ],
@@ -103,7 +107,7 @@ def test_finished_rows_are_skipped(small_study, capsys):
     assert printed.count("already done, skipped") == 3 and "training" not in printed
     assert {row: (out / row / "best.pt").stat().st_mtime_ns for row in stamps} == stamps
     row = json.loads((out / "pspnet" / "row.json").read_text())
-    assert (row["label"], row["reference"]) == ("2. PSPNet, backbone of row 1", {"train_mIoU": 0.7, "val_mIoU": 0.6167})
+    assert (row["label"], row["reference_row"]) == ("2. PSPNet, backbone of row 1", 6)
     # row 2 started from row 1's backbone, row 3 from row 2's whole network
     simple, pspnet = (load_checkpoint(out / r / "best.pt") for r in ("simple", "pspnet"))
     assert pspnet["config"]["model"]["pretrained"] == str(out / "simple" / "best.pt")

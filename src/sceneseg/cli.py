@@ -35,7 +35,15 @@ def _report(args: argparse.Namespace) -> None:
     settings = ReportSettings(
         compare=tuple(args.compare or ()), frames=tuple(args.frames or ()), pick=args.pick, count=args.count
     )
-    build_report([Path(d) for d in args.run_dirs], Path(args.out), settings, title=args.title)
+    if args.reference:  # else ReportSettings' default
+        settings = dataclasses.replace(settings, reference=args.reference)
+    build_report(
+        [Path(d) for d in args.run_dirs],
+        Path(args.out),
+        settings,
+        title=args.title,
+        show_progress=not args.no_progress,
+    )
     print(f"written {Path(args.out) / 'index.html'} (self-contained) and {Path(args.out) / 'README.md'}")
 
 
@@ -162,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--count", type=int, default=3, help="frames picked (default 3)")
     report.add_argument("--title", default="sceneseg report")
+    report.add_argument(
+        "--reference",
+        metavar="JSON",
+        help="the original study's published figures (default: ../shared/reference/cs6476_study.json, "
+        "relative to the working directory; missing: the report leaves the reference columns out)",
+    )
+    report.add_argument("--no-progress", action="store_true", help="no progress bar while predicting val frames")
     report.set_defaults(func=_report)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint")

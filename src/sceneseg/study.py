@@ -1,7 +1,8 @@
 """A study: a list of experiment configs run one after another, each in its own run directory.
 
-The study file names each row's config, its label in the report, the original study's published
-figures for it (the reference) and per-row overrides. Overrides may use `{out_dir}` (the study's
+The study file names each row's config, its label in the report, the row of the original study it
+reproduces (`reference_row`: its published figures are read from the study's reference JSON, see
+ReportSettings.reference) and per-row overrides. Overrides may use `{out_dir}` (the study's
 folder) and the study's `variables`, so that one row can start from another's weights. The runner
 skips rows that finished and resumes rows that were interrupted: stop it at any point and run the
 same command again.
@@ -34,15 +35,10 @@ from .config import Config, build_dataclass, config_from_dict, load_config, reso
 from .errors import ConfigError, SceneSegError
 
 BUILTIN_STUDIES = Path(__file__).parent / "studies"
-ROW_FILE = "row.json"  # in each run directory: the row's label and reference figures, for the report
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The original study's published mIoU for a row (None where it published none)."""
-
-    train_mIoU: float | None = None
-    val_mIoU: float | None = None
+ROW_FILE = "row.json"  # in each run directory: the row's label and reference row, for the report
+# The published figures of the CS 6476 study, where this project's shared data keeps them; relative
+# to the working directory, like the built-in studies' data roots.
+DEFAULT_REFERENCE = "../shared/reference/cs6476_study.json"
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,9 @@ class StudyRow:
     config: str  # a built-in config name or a YAML path
     label: str
     overrides: tuple[str, ...] = ()
-    reference: Reference = field(default_factory=Reference)
+    # The original study's row this one reproduces: a CamVid row number (1-6), or the name of a
+    # section of the reference JSON (kitti_road_transfer); None: no published counterpart.
+    reference_row: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +60,9 @@ class ReportSettings:
     frames: tuple[str, ...] = ()  # val frame names for the qualitative grids (default: picked)
     pick: str = "worst"  # "worst" or "best" per-image mIoU, when no frames are named
     count: int = 3
+    # JSON of the original study's published figures (may use the study's variables); a missing
+    # file leaves the reference columns out of the report.
+    reference: str = DEFAULT_REFERENCE
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def load_study(name: str | Path, settings: typing.Sequence[str] = ()) -> Study:
                     f"unknown study setting study.{key}; known: study.out_dir"
                     + "".join(f", study.{v}" for v in sorted(study.variables))
                 )
+        (reference,) = _substitute(study, [study.report.reference], "report.reference")
+        study = dataclasses.replace(study, report=dataclasses.replace(study.report, reference=reference))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     if not study.rows:
@@ -109,6 +112,12 @@ def load_study(name: str | Path, settings: typing.Sequence[str] = ()) -> Study:
     names = [row.name for row in study.rows]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: row names must be unique, got {names}")
+    for row in study.rows:
+        if row.reference_row == "" or (isinstance(row.reference_row, int) and row.reference_row < 1):
+            raise ConfigError(
+                f"{path}: row {row.name!r}: reference_row = {row.reference_row!r}: expected a row number of the "
+                f"original study (from 1) or a section of the reference JSON, e.g. kitti_road_transfer"
+            )
     if study.report.pick not in ("worst", "best"):
         raise ConfigError(f"{path}: report.pick = {study.report.pick!r}: expected 'worst' or 'best'")
     return study
@@ -122,7 +131,7 @@ def _study_from_tree(tree: dict[str, Any]) -> Study:
     _require(tree, ("name", "description", "out_dir", "rows"), "top level")
     rows, variables = tree.pop("rows"), tree.pop("variables", None) or {}
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise ConfigError("rows: expected a list of mappings (name, config, label, overrides, reference)")
+        raise ConfigError("rows: expected a list of mappings (name, config, label, overrides, reference_row)")
     if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
         raise ConfigError(f"variables: expected a mapping of names to strings, got {variables!r}")
     for i, row in enumerate(rows):
@@ -141,18 +150,22 @@ def _require(tree: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
         raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
 
 
-def row_config(study: Study, row: StudyRow, overrides: typing.Sequence[str] = ()) -> Config:
-    """The row's config: its file, the row's overrides, then `overrides` (for every row); run into
-    `<out_dir>/<row name>`."""
+def _substitute(study: Study, texts: typing.Sequence[str], where: str) -> list[str]:
+    """`texts` with `{out_dir}` and the study's variables filled in."""
     # Variables may use {out_dir} themselves (a weights file made by an earlier row).
     values = {"out_dir": study.out_dir}
     try:
         values.update({key: value.format_map(values) for key, value in study.variables.items()})
-        own = [override.format_map(values) for override in row.overrides]
+        return [text.format_map(values) for text in texts]
     except (KeyError, ValueError) as exc:
-        raise ConfigError(
-            f"study row {row.name!r}: override uses an unknown variable {exc}; known: {', '.join(sorted(values))}"
-        ) from None
+        known = ", ".join(sorted(["out_dir", *study.variables]))
+        raise ConfigError(f"{where} uses an unknown variable {exc}; known: {known}") from None
+
+
+def row_config(study: Study, row: StudyRow, overrides: typing.Sequence[str] = ()) -> Config:
+    """The row's config: its file, the row's overrides, then `overrides` (for every row); run into
+    `<out_dir>/<row name>`."""
+    own = _substitute(study, row.overrides, f"study row {row.name!r}: override")
     out = f"train.out_dir={Path(study.out_dir) / row.name}"
     try:
         config = load_config(row.config, [*own, *overrides, out])
@@ -204,23 +217,14 @@ def run_study(
             state = row_state(config)
             doing = {"finished": "already done, skipped", "partial": "resuming", "new": "starting"}[state]
             log(f"\n[{index}/{len(study.rows)}] {row.name}: {row.label} ({doing})")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            # Finished rows too: a label or reference row edited in the study file reaches the report.
+            about = {"study": study.name, "row": index, "name": row.name, "label": row.label}
+            write_text_atomic(
+                run_dir / ROW_FILE, json.dumps({**about, "reference_row": row.reference_row}, indent=2) + "\n"
+            )
             if state == "finished":
                 continue
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(
-                run_dir / ROW_FILE,
-                json.dumps(
-                    {
-                        "study": study.name,
-                        "row": index,
-                        "name": row.name,
-                        "label": row.label,
-                        "reference": dataclasses.asdict(row.reference),
-                    },
-                    indent=2,
-                )
-                + "\n",
-            )
             summary = train(config, checkpoint_to_resume(config, run_dir) if state == "partial" else None)
             log(f"{row.name}: val mIoU {summary['mIoU']:.4f} ({summary['mode']} evaluation)")
         except SceneSegError as exc:

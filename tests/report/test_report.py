@@ -16,6 +16,7 @@ import pytest
 
 from sceneseg.cli import main
 from sceneseg.report.runs import converged_epoch
+from tests.conftest import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ("simple", "pspnet", "kitti")
@@ -61,9 +62,10 @@ def test_tables_hold_the_numbers_of_the_runs(small_study):
         best = next(r for r in history if r["epoch"] == metrics["epoch"])
         assert cells["val mIoU"] == f"{metrics['mIoU']:.4f}" and cells["mAcc"] == f"{metrics['mAcc']:.4f}"
         assert cells["allAcc"] == f"{metrics['allAcc']:.4f}" and cells["train mIoU"] == f"{best['train_mIoU']:.4f}"
+        # read from the study's reference JSON, for the row the study file names
+        published = next(r for r in REFERENCE["camvid"]["rows"] if r["row"] == row["reference_row"])
         for key in ("train_mIoU", "val_mIoU"):
-            published = row["reference"].get(key)
-            assert cells[f"reference {key.replace('_', ' ')}"] == ("-" if published is None else f"{published:.4f}")
+            assert cells[f"reference {key.replace('_', ' ')}"] == f"{published[key]:.4f}"
 
     protocol = _table(tables, "row", "hardware")
     for name in ("simple", "pspnet"):
@@ -76,12 +78,12 @@ def test_tables_hold_the_numbers_of_the_runs(small_study):
     assert "simple/best.pt" in dict(zip(protocol[0], protocol[2]))["backbone init"]
 
     per_class = _table(tables, "class", "val pixel share")
-    assert per_class[0][2:] == [f"IoU: {label['simple']}", f"IoU: {label['pspnet']}"]
+    assert per_class[0][2:4] == [f"IoU: {label['simple']}", f"IoU: {label['pspnet']}"]
     confusion = np.asarray(runs["simple"][0]["confusion"], dtype=np.float64)
     share = confusion.sum(1) / confusion.sum()
     for i, cells in enumerate(per_class[1:]):
         assert cells[0] == runs["simple"][0]["classes"][i]["name"] and cells[1] == f"{100 * share[i]:.2f}%"
-        assert cells[2:] == [
+        assert cells[2:4] == [
             f"{runs[n][0]['classes'][i]['iou']:.4f}" if runs[n][0]["classes"][i]["iou"] is not None else "-"
             for n in ("simple", "pspnet")
         ]
@@ -114,9 +116,9 @@ def test_every_picture_exists_and_the_html_needs_nothing_else(small_study):
     report = out / "report"
     markdown = (report / "README.md").read_text()
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    # per dataset (2): curves and confusion matrices; per-class bars, the qualitative grid and the
-    # transfer curves
-    assert len(pictures) == 7 and len(set(pictures)) == len(pictures)
+    # per dataset (2): curves, the study's loss curves beside ours, confusion matrices; per-class
+    # bars, object sizes, boundaries, the qualitative grid and the transfer curves
+    assert len(pictures) == 11 and len(set(pictures)) == len(pictures)
     for name in pictures:
         image = cv2.imread(str(report / name))
         assert image is not None and min(image.shape[:2]) > 100, name
@@ -144,13 +146,22 @@ def test_report_command_and_its_errors(small_study, tmp_path, capsys):
         "--compare",
         "pspnet",
         "simple",
+        "--reference",
+        str(tmp_path / "no_such.json"),
+        "--no-progress",
         "--title",
         "Two runs",
     ]
     assert main(args) == 0
     markdown = (target / "README.md").read_text()
     assert markdown.startswith("# Two runs\n") and "KITTI" not in markdown
-    assert "| class | val pixel share | IoU: 2. PSPNet, backbone of row 1 | IoU: 1. Simple, from scratch |" in markdown
+    # no reference file: a note says so, and the reference columns are left out
+    assert f"No reference figures: `{tmp_path / 'no_such.json'}` does not exist" in markdown
+    assert "reference val mIoU" not in markdown and "study: PSPNet" not in markdown
+    assert (
+        "| class | val pixel share | IoU: 2. PSPNet, backbone of row 1 | IoU: 1. Simple, from scratch "
+        "| difference (second - first) |" in markdown
+    )
     assert "Val frames chosen in the study file" in markdown
 
     before = (target / "README.md").read_text()

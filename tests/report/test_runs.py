@@ -17,7 +17,7 @@ def _run(confusion: list[list[int]], ious: list[float | None]) -> Run:
         "mIoU": 0.5,
         "epoch": 1,
     }
-    return Run("r", None, "r", {}, None, metrics, [])
+    return Run("r", None, "r", None, None, metrics, [])
 
 
 def test_shares_confusions_and_ranking():

@@ -1,10 +1,11 @@
 """`sceneseg report`: a study's tables, curves, confusion matrices and qualitative grids from run folders.
 
 Runs are grouped by dataset (their class names). Each group gets its results table next to the
-original study's published figures, the protocol of every row, training curves and a confusion
-matrix per run; a group with many classes also gets per-class IoU, the hardest classes and
-qualitative grids for two runs side by side; a run started from another's weights gets the two
-loss curves together.
+original study's published figures (reference.py), the protocol of every row, training curves (with
+the study's beside them) and a confusion matrix per run; a group with many classes also gets, for
+two runs side by side, per-class IoU and its difference, the hardest classes, errors by object size
+and near boundaries (analysis.py, from one prediction pass over the val frames) and qualitative
+grids; a run started from another's weights gets the two loss curves together.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import SceneSegError
-from . import figures
-from .document import Block, Figure, Heading, Paragraph, Table, write_report
+from . import figures, sections, tables
+from .analysis import FrameAnalysis
+from .document import Block, Figure, Heading, Paragraph, write_report
 from .qualitative import qualitative_frames
-from .runs import Run, converged_epoch, fmt, hardest_classes, load_run, pixel_share, protocol
+from .reference import Published, load_published
+from .runs import Run, load_run, pixel_share
+from .tables import PER_CLASS_COLUMNS
 
 DATASET_TITLES = {"camvid": "CamVid", "kitti_road": "KITTI road", "folder": "image folder"}
-PER_CLASS_COLUMNS = 3  # groups with at most this many classes show per-class figures in the results table
 
 
 def build_report(
@@ -31,7 +34,8 @@ def build_report(
     intro: str = "",
 ) -> list[Block]:
     """Write the report of `run_dirs` into `out` (see document.write_report); returns its blocks.
-    `settings` is a study.ReportSettings (compare, frames, pick, count); `intro` opens the page."""
+    `settings` is a study.ReportSettings (compare, frames, pick, count, reference: the JSON of the
+    original study's figures); `intro` opens the page."""
     if not run_dirs:
         raise SceneSegError("report: no run directories given")
     runs = [load_run(Path(d)) for d in run_dirs]
@@ -47,52 +51,62 @@ def build_report(
             f"Built by `sceneseg report` from {len(runs)} run folder(s): "
             + ", ".join(f"`{run.path}`" for run in runs)
             + ". Every number is read from the runs' "
-            "`metrics.json` (final evaluation of `best.pt`) and `history.json` (per-epoch records)."
+            "`metrics.json` (final evaluation of `best.pt`) and `history.json` (per-epoch records), except "
+            "the analysis by object size and near boundaries, which predicts the val frames with `best.pt`."
         )
     ]
+    published, note = load_published(settings.reference)
+    blocks.append(Paragraph(note))
     # The dataset with the most rows (a study's main one) first; a stand-in or transfer row after.
     for group in sorted(groups.values(), key=len, reverse=True):
-        blocks += _group_section(group, runs, settings, show_progress)
+        blocks += _group_section(group, runs, settings, published, show_progress)
     write_report(out, title, blocks)
     return blocks
 
 
-def _group_section(group: list[Run], runs: list[Run], settings, show_progress: bool) -> list[Block]:
+def _group_section(
+    group: list[Run], runs: list[Run], settings, published: Published | None, show_progress: bool
+) -> list[Block]:
     """The report's section on the runs of one dataset."""
     slug = group[0].config.data.dataset
     dataset = DATASET_TITLES.get(slug, slug)
     classes = group[0].class_names
     blocks: list[Block] = [
         Heading(f"{dataset}: results ({len(classes)} classes)"),
-        _results_table(group),
-        _protocol_table(group),
+        tables.results_table(group, published),
+        *tables.published_tables(group, published),
+        tables.protocol_table(group),
     ]
-    # Per-class tables and image grids only where the classes are too many for the results table.
+    # Per-class tables, analysis and image grids only where the classes are too many for the results table.
     pair = _compared(group, settings.compare) if len(classes) > PER_CLASS_COLUMNS else None
+    grid: list[Block] = []
     if pair:
-        blocks += _comparison_blocks(dataset, slug, pair)
-    blocks += _curve_blocks(dataset, slug, group)
-    if pair:
-        blocks += _qualitative_blocks(dataset, slug, pair, settings, show_progress)
-    return blocks + _transfer_blocks(dataset, group, runs)
+        analysis = FrameAnalysis(len(classes), len(pair))
+        # One pass over the val frames feeds the qualitative grid and the analysis.
+        grid = _qualitative_blocks(dataset, slug, pair, settings, show_progress, analysis.add)
+        blocks += _comparison_blocks(dataset, slug, pair, published)
+        blocks += sections.size_blocks(dataset, slug, pair, analysis)
+        blocks += sections.boundary_blocks(dataset, slug, pair, analysis)
+    blocks += _curve_blocks(dataset, slug, group, published)
+    return blocks + grid + _transfer_blocks(dataset, group, runs)
 
 
-def _comparison_blocks(dataset: str, slug: str, pair: list[Run]) -> list[Block]:
+def _comparison_blocks(dataset: str, slug: str, pair: list[Run], published: Published | None) -> list[Block]:
     share = pixel_share(pair[0])
     return [
         Heading(f"{dataset}: per-class IoU", 3),
-        _class_table(pair, share),
+        tables.class_table(pair, share, published),
         Figure(
             f"{slug}_class_iou.png",
             figures.class_iou_bars(pair, share),
             "Per-class val IoU of the two compared runs; brackets: the class's share of val pixels.",
         ),
         Heading(f"{dataset}: hardest classes", 3),
-        *[_hardest_table(run) for run in pair],
+        *[tables.hardest_table(run) for run in pair],
     ]
 
 
-def _curve_blocks(dataset: str, slug: str, group: list[Run]) -> list[Block]:
+def _curve_blocks(dataset: str, slug: str, group: list[Run], published: Published | None) -> list[Block]:
     return [
         Heading(f"{dataset}: training curves", 3),
         Figure(
@@ -100,7 +114,8 @@ def _curve_blocks(dataset: str, slug: str, group: list[Run]) -> list[Block]:
             figures.curves(group),
             "Train loss and per-epoch val mIoU of every run on shared axes.",
         ),
-        _convergence_table(group),
+        tables.convergence_table(group),
+        *sections.published_curve_blocks(dataset, slug, group, published),
         Heading(f"{dataset}: confusion matrices", 3),
         Figure(
             f"{slug}_confusion.png",
@@ -111,8 +126,10 @@ def _curve_blocks(dataset: str, slug: str, group: list[Run]) -> list[Block]:
     ]
 
 
-def _qualitative_blocks(dataset: str, slug: str, pair: list[Run], settings, show_progress: bool) -> list[Block]:
-    frames, palette = qualitative_frames(pair, settings.frames, settings.pick, settings.count, show_progress)
+def _qualitative_blocks(
+    dataset: str, slug: str, pair: list[Run], settings, show_progress: bool, visit=None
+) -> list[Block]:
+    frames, palette = qualitative_frames(pair, settings.frames, settings.pick, settings.count, show_progress, visit)
     how = (
         "chosen in the study file"
         if settings.frames
@@ -147,47 +164,6 @@ def _transfer_blocks(dataset: str, group: list[Run], runs: list[Run]) -> list[Bl
     return blocks
 
 
-def _results_table(group: list[Run]) -> Table:
-    classes = group[0].class_names
-    per_class = len(classes) <= PER_CLASS_COLUMNS
-    headers = ["row", "train mIoU", "val mIoU", "mAcc", "allAcc", "reference train mIoU", "reference val mIoU"]
-    if per_class:
-        headers += [f"IoU {c}" for c in classes] + [f"Acc {c}" for c in classes]
-    rows = []
-    for run in group:
-        m, ref = run.metrics, run.reference
-        row = [
-            run.label,
-            fmt(run.best_record["train_mIoU"]),
-            fmt(m["mIoU"]),
-            fmt(m.get("mAcc")),
-            fmt(m.get("allAcc")),
-            fmt(ref.get("train_mIoU")),
-            fmt(ref.get("val_mIoU")),
-        ]
-        if per_class:
-            row += [fmt(c["iou"]) for c in m["classes"]] + [fmt(c["acc"]) for c in m["classes"]]
-        rows.append(tuple(row))
-    return Table(
-        tuple(headers),
-        tuple(rows),
-        caption=(
-            "Ours: train mIoU is the training loop's (augmented crops) at the epoch of `best.pt`; val mIoU, mAcc "
-            "and allAcc are the final evaluation of `best.pt`. The reference columns are the original CS 6476 "
-            "study's published figures (ResNet-50 backbones, GPU), not ours; '-' where it published none."
-        ),
-    )
-
-
-def _protocol_table(group: list[Run]) -> Table:
-    columns = list(protocol(group[0]))
-    return Table(
-        ("row", *columns),
-        tuple((run.label, *protocol(run).values()) for run in group),
-        caption="How each row was made. Wall time: training (with per-epoch validation) plus the final evaluation.",
-    )
-
-
 def _compared(group: list[Run], names: Sequence[str]) -> list[Run]:
     """The two runs to show side by side: `names` when both are in the group, else the best
     SimpleSegmentationNet and the best PSPNet, else the two best runs."""
@@ -198,52 +174,6 @@ def _compared(group: list[Run], names: Sequence[str]) -> list[Run]:
     best = [next((r for r in ranked if r.config.model.name == kind), None) for kind in ("simple", "pspnet")]
     pair = [r for r in best if r is not None]
     return pair if len(pair) == 2 else ranked[:2]
-
-
-def _class_table(pair: list[Run], share) -> Table:
-    headers = ("class", "val pixel share", *(f"IoU: {run.label}" for run in pair))
-    rows = tuple(
-        (name, f"{100 * share[i]:.2f}%", *(fmt(run.metrics["classes"][i]["iou"]) for run in pair))
-        for i, name in enumerate(pair[0].class_names)
-    )
-    return Table(headers, rows)
-
-
-def _hardest_table(run: Run) -> Table:
-    rows = tuple(
-        (
-            str(rank),
-            h["class"],
-            fmt(h["iou"]),
-            f"{100 * h['share']:.2f}%",
-            ", ".join(f"{name} ({100 * part:.0f}%)" for name, part in h["confused_with"]) or "-",
-        )
-        for rank, h in enumerate(hardest_classes(run), 1)
-    )
-    return Table(
-        ("rank", "class", "val IoU", "val pixel share", "its pixels predicted as"),
-        rows,
-        caption=f"{run.label}: the five classes with the lowest val IoU; the last column is from the "
-        f"confusion matrix (share of the class's labelled pixels).",
-    )
-
-
-def _convergence_table(group: list[Run]) -> Table:
-    rows = tuple(
-        (
-            run.label,
-            str(converged_epoch(run.history)),
-            fmt(run.history[-1]["train_loss"]),
-            str(run.metrics["epoch"]),
-            f"{run.train_seconds / 60:.1f} min",
-        )
-        for run in group
-    )
-    return Table(
-        ("row", "converged epoch", "final train loss", "best val epoch", "train time"),
-        rows,
-        caption="Converged epoch: the first epoch whose train loss is within 1% of the final epoch's.",
-    )
 
 
 def _source(run: Run, runs: list[Run]) -> Run | None:

@@ -136,3 +136,65 @@ def qualitative_grid(
     figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
     figure.subplots_adjust(bottom=0.6 / (len(frames) * height * scale + 1.2), wspace=0.03, hspace=0.25)
     return _png(figure)
+
+
+def published_loss_curves(lines: Sequence[tuple[str, Sequence[float], bool, int]]) -> bytes:
+    """Train loss per epoch, against the epoch and against the share of each run's epochs (the
+    study trained longer than a CPU run can). `lines`: (label, losses, is_published, colour index);
+    published curves are dashed."""
+    figure, (epoch_ax, share_ax) = plt.subplots(1, 2, figsize=(13, 4.5))
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for label, losses, is_published, colour in lines:
+        epochs = np.arange(1, len(losses) + 1)
+        style = {"linestyle": "--" if is_published else "-", "color": palette[colour % len(palette)]}
+        epoch_ax.plot(epochs, losses, label=label, **style)
+        share_ax.plot(epochs / len(losses), losses, **style)
+    epoch_ax.set(xlabel="epoch", ylabel="train loss", title="train loss per epoch")
+    share_ax.set(xlabel="share of the run's epochs", ylabel="train loss", title="train loss, training length scaled")
+    for ax in (epoch_ax, share_ax):
+        ax.grid(alpha=0.3)
+    figure.legend(loc="lower center", ncol=min(3, len(lines)), fontsize=8, frameon=False)
+    figure.subplots_adjust(bottom=0.14 + 0.05 * ((len(lines) + 2) // 3))
+    return _png(figure)
+
+
+def size_curves(
+    labels: Sequence[str], panels: Sequence[tuple[str, np.ndarray, np.ndarray]], bin_names: Sequence[str]
+) -> bytes:
+    """One panel per class: recall (solid) and IoU (dashed) against object size, a line per run.
+    `panels`: (title, recall (runs, bins), IoU (runs, bins)); NaN (no objects) is left out."""
+    columns = 4
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, squeeze=False, sharey=True, figsize=(3.4 * columns, 2.7 * rows + 0.6))
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    x = np.arange(len(bin_names))
+    for ax, (title, recall, iou) in zip(axes.flat, panels):
+        for k, label in enumerate(labels):
+            (line,) = ax.plot(x, recall[k], "o-", markersize=3, label=f"recall: {label}")
+            ax.plot(x, iou[k], "s--", markersize=3, color=line.get_color(), label=f"IoU: {label}")
+        ax.set_xticks(x, bin_names, rotation=30, fontsize=7)
+        ax.set_title(title, fontsize=8)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("recall / IoU", fontsize=8)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    figure.supxlabel("object area (pixels)", fontsize=9, y=0.6 / (2.7 * rows + 0.6) + 0.03)
+    figure.subplots_adjust(bottom=1.2 / (2.7 * rows + 0.6) + 0.05, hspace=0.6)
+    return _png(figure)
+
+
+def boundary_accuracy(labels: Sequence[str], widths: Sequence[int], band: np.ndarray, interior: np.ndarray) -> bytes:
+    """Pixel accuracy near ground-truth boundaries (solid) and away from them (dashed) against the
+    band width, a line per run; `band` and `interior` are (runs, widths)."""
+    figure, ax = plt.subplots(figsize=(7, 4.2))
+    for k, label in enumerate(labels):
+        (line,) = ax.plot(widths, band[k], "o-", label=f"within d px of a boundary: {label}")
+        ax.plot(widths, interior[k], "s--", color=line.get_color(), label=f"farther: {label}")
+    ax.set(xlabel="band width d (pixels)", ylabel="pixel accuracy", title="accuracy near class boundaries")
+    ax.set_xticks(list(widths))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(figure)

@@ -1,8 +1,11 @@
-"""Predictions of two runs on chosen val frames: named ones, or the worst/best by per-image mIoU."""
+"""Predictions of two runs on chosen val frames: named ones, or the worst/best by per-image mIoU.
+
+The same pass over the val frames can feed the report's analysis (`visit`), so that each frame is
+predicted once per run however many sections use it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,13 +64,19 @@ def _spread(ranked: list[int], count: int, gap: int = 3) -> list[int]:
 
 
 def qualitative_frames(
-    runs: Sequence[Run], frames: Sequence[str] = (), pick: str = "worst", count: int = 3, show_progress: bool = True
+    runs: Sequence[Run],
+    frames: Sequence[str] = (),
+    pick: str = "worst",
+    count: int = 3,
+    show_progress: bool = True,
+    visit: Callable[[np.ndarray, list[np.ndarray]], None] | None = None,
 ) -> tuple[list[dict], tuple]:
     """Frame dicts for figures.qualitative_grid, and the palette they are drawn in (the dataset's,
     stored with the first run's model): the named `frames`, or the `count` frames with the
     lowest ("worst") or highest ("best") per-image mIoU averaged over the runs, at least 3 val
-    frames apart. Every run must share
-    the first run's val frames (it supplies images and ground truth)."""
+    frames apart. Every run must share the first run's val frames (it supplies images and ground
+    truth). `visit(truth, predictions)`, if given, is called for every val frame, all of which are
+    then predicted, at each run's own eval settings."""
     if not frames and count < 1:
         raise ConfigError(f"report count = {count}: expected at least 1 frame for the qualitative grid")
     dataset = build_dataset(runs[0].config.data, "val", "whole")
@@ -76,11 +85,16 @@ def qualitative_frames(
     bf16 = bf16_supported(torch.device("cpu"))
     indices = _select(names, frames) if frames else range(len(dataset))
     results: dict[int, tuple[np.ndarray, np.ndarray, list[np.ndarray], list[float]]] = {}
-    for index in tqdm(indices, desc="report: predicting val frames", disable=not show_progress):
+    for index in tqdm(
+        range(len(dataset)) if visit else indices, desc="report: predicting val frames", disable=not show_progress
+    ):
         image, truth = dataset.load_raw(index)
         predictions = [predict(model, image, bf16=bf16) for model in models]
-        scores = [per_image_miou(truth, p, model.num_classes) for p, model in zip(predictions, models)]
-        results[index] = (image, truth, predictions, scores)
+        if visit:
+            visit(truth, predictions)
+        if index in indices:  # only the frames the grid may show are kept
+            scores = [per_image_miou(truth, p, model.num_classes) for p, model in zip(predictions, models)]
+            results[index] = (image, truth, predictions, scores)
     if not frames:
         order = sorted(results, key=lambda i: float(np.nanmean(results[i][3])), reverse=pick == "best")
         indices = _spread(order, count)

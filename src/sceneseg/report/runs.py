@@ -1,8 +1,8 @@
 """What a report reads from finished run directories, and the numbers its tables derive from them.
 
 Every number comes from a run's own files: metrics.json (the final evaluation and its confusion
-matrix), history.json (per-epoch records), row.json (label and the original study's figures,
-written by `sceneseg study`) and the config stored in best.pt.
+matrix), history.json (per-epoch records), row.json (label and the original study's row, written
+by `sceneseg study`) and the config stored in best.pt.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class Run:
     name: str  # the run directory's name
     path: Path
     label: str
-    reference: dict  # the original study's {"train_mIoU", "val_mIoU"}, None where unpublished
+    reference_row: int | str | None  # the original study's row (study.StudyRow.reference_row)
     config: Config
     metrics: dict
     history: list[dict]
@@ -72,7 +72,7 @@ def load_run(path: Path) -> Run:
         name=path.name,
         path=path,
         label=row.get("label", config.name),
-        reference=row.get("reference") or {},
+        reference_row=row.get("reference_row"),
         config=config,
         metrics=metrics,
         history=history,
