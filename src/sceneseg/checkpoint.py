@@ -94,9 +94,17 @@ def load_checkpoint(path: str | Path, content: Any = None) -> dict[str, Any]:
     return content
 
 
-# Keys that do not change what a run computes: where the data and the run are, and how data is loaded.
-# A finished run whose config differs only in these is the same experiment (a study skips it).
-SAME_EXPERIMENT_KEYS = ("train.out_dir", "device", "data.root", "data.num_workers", "data.cache")
+# Keys that do not change what a run computes: where the data and the run are, how data is loaded and
+# how often last.pt is written. A finished run whose config differs only in these is the same
+# experiment (a study skips it).
+SAME_EXPERIMENT_KEYS = (
+    "train.out_dir",
+    "device",
+    "data.root",
+    "data.num_workers",
+    "data.cache",
+    "train.checkpoint_every",
+)
 # What `train --resume` may change besides: how long to train, and the final evaluation. Anything else
 # would make the resumed run another experiment.
 RESUMABLE_KEYS = (*SAME_EXPERIMENT_KEYS, "train.epochs", "eval.")

@@ -52,6 +52,7 @@ def train_command(args: argparse.Namespace) -> int:
 def _train_and_evaluate(
     args: argparse.Namespace, config: Config, run_dir: Path, resume: dict | None, dist: Distributed
 ) -> int:
+    from .phases import format_phases
     from .stopping import TrainingStopped, stop_on_signals
     from .training import train_and_evaluate
 
@@ -85,6 +86,7 @@ def _train_and_evaluate(
             # Another rank's signal stopped this one: report it as a termination request.
             return 128 + (request.signum or signal.SIGTERM)
     say(format_metrics(summary))
+    say("\n" + format_phases(summary["phases"]))
     say(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt, config.yaml")
     say(next_steps(config, run_dir))
     return 0

@@ -97,6 +97,9 @@ class TrainConfig:
     # Under torchrun: BatchNorm statistics over the global batch instead of each process's share
     # (torch's SyncBatchNorm on GPUs, sceneseg's own over gloo on CPUs). No effect in one process.
     sync_bn: bool = False
+    # last.pt, the full resume point (with optimizer state), every this many epochs; always after the
+    # last epoch and on a stop signal. A hard kill loses the epochs since the last one written.
+    checkpoint_every: int = 1
     out_dir: str = "runs/sample"
 
 
@@ -250,6 +253,7 @@ def validate(config: Config) -> None:
         (config.train.batch_size >= 1, "train.batch_size", config.train.batch_size, "at least 1"),
         (config.train.lr > 0, "train.lr", config.train.lr, "positive"),
         (config.train.warmup_iters >= 0, "train.warmup_iters", config.train.warmup_iters, ">= 0"),
+        (config.train.checkpoint_every >= 1, "train.checkpoint_every", config.train.checkpoint_every, "at least 1"),
         (config.data.crop_size >= MIN_SIZE, "data.crop_size", config.data.crop_size, f"at least {MIN_SIZE}"),
         (config.data.short_side >= MIN_SIZE, "data.short_side", config.data.short_side, f"at least {MIN_SIZE}"),
         (

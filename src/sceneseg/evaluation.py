@@ -15,6 +15,7 @@ from .config import Config
 from .distributed import Distributed, single_process
 from .engine import evaluate
 from .inference import InferenceSettings, Precision, bf16_supported, resolve_device
+from .loading import loader_options
 from .models import build_model
 
 
@@ -70,7 +71,9 @@ def evaluate_weights(
     # Whole frames of different sizes cannot share a batch.
     batch = config.eval.batch_size if mode == "crop" or len(set(dataset.sizes)) == 1 else 1
     loader = DataLoader(
-        Subset(dataset, dist.shard(len(dataset))), batch_size=batch, num_workers=config.data.num_workers
+        Subset(dataset, dist.shard(len(dataset))),
+        batch_size=batch,
+        **loader_options(precision.device, config.data.num_workers),
     )
     loss, confusion = evaluate(
         model,

@@ -14,6 +14,20 @@ from .checkpoint import write_text_atomic
 
 COLUMNS = ("epoch", "train_loss", "train_mIoU", "val_loss", "val_mIoU", "val_mAcc", "val_allAcc", "lr", "seconds")
 
+# Where an epoch's time went (phases.py): seconds blocked waiting for the train loader, in the training
+# step, in validation, and on checkpoints (copying the best weights and last.pt's state for the writer
+# thread, waiting for it). `seconds` is the epoch's whole wall time, its checkpoints included.
+PHASE_KEYS = ("data_seconds", "step_seconds", "val_seconds", "checkpoint_seconds")
+# Keys of a record that vary from run to run of the same config and seed: comparisons of results skip them.
+TIMING_KEYS = ("seconds", *PHASE_KEYS)
+# The same for metrics.json (training.train_and_evaluate): the final evaluation's time and the run's phases.
+RUN_TIMING_KEYS = ("eval_seconds", "phases")
+
+
+def without_timing(record: dict, keys: tuple[str, ...] = TIMING_KEYS) -> dict:
+    """`record` (a history record, or metrics.json with RUN_TIMING_KEYS) less its timing keys."""
+    return {key: value for key, value in record.items() if key not in keys}
+
 
 # TensorBoard tag of each history key; the epoch is the step.
 SCALARS = {

@@ -24,6 +24,7 @@ from .errors import ConfigError, DataError, WeightsError
 from .evaluation import resolve_precision
 from .history import History, tensorboard_writer
 from .inference import Precision
+from .loading import loader_options, train_loader
 from .losses import format_class_weights, train_class_weights
 from .models import build_model
 from .sampling import Sampling, describe_sampling, prepare_sampling
@@ -50,6 +51,7 @@ class TrainingRun:
     precision: Precision
     train_set: SegmentationDataset
     val_set: SegmentationDataset
+    train_loader: DataLoader  # the run's one: sampler.set_epoch before each epoch (loading.py)
     val_loader: DataLoader
     batch: int  # the global batch
     per_process: int  # each process's share of it
@@ -84,10 +86,13 @@ def prepare(
     iters_per_epoch = sampling.epoch_length(len(train_set)) // batch
     net, model = _network(config, dist, precision, batch, per_process, resuming, log)
     optimizer, scheduler = build_optimizer(net, config.train, iters_per_epoch)
+    train = train_loader(
+        train_set, dist, config.seed * 1000, per_process, sampling.factors, precision.device, config.data.num_workers
+    )
     val_loader = DataLoader(
         Subset(val_set, dist.shard(len(val_set))),
         batch_size=config.eval.batch_size,
-        num_workers=config.data.num_workers,
+        **loader_options(precision.device, config.data.num_workers, persistent=True),
     )
     history = History(run_dir, tensorboard_writer(run_dir / "tensorboard") if dist.is_main else None)
     return TrainingRun(
@@ -97,6 +102,7 @@ def prepare(
         precision,
         train_set,
         val_set,
+        train,
         val_loader,
         batch,
         per_process,

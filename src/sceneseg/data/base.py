@@ -210,26 +210,32 @@ class SegmentationDataset(Dataset):
         return self._decode(index)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation draw for this epoch (call before iterating each epoch)."""
+        """Select the augmentation draw of the samples asked for without an epoch (call before iterating
+        each epoch). Workers started earlier keep their own copy: training passes the epoch in each key."""
         self.epoch = epoch
 
-    def sample_seed(self, index: int, copy: int = 0) -> int:
+    def sample_seed(self, index: int, copy: int = 0, epoch: int | None = None) -> int:
         """The augmentation seed of one sample: a fixed function of (seed, epoch, index), and of `copy`
         for the further copies of a frame that repeat-factor sampling draws in one epoch (sampling.py),
         so that each copy is augmented differently. Copy 0 has the seed it had before copies existed.
+        `epoch` defaults to the one set_epoch chose.
 
         Depending on nothing else (no worker id, no global RNG state) makes an epoch's augmentations
         the same for any number of DataLoader workers and after resuming from a checkpoint.
         """
-        entropy = [self.seed % 2**64, self.epoch % 2**64, index % 2**64] + ([copy] if copy else [])
+        epoch = self.epoch if epoch is None else epoch
+        entropy = [self.seed % 2**64, epoch % 2**64, index % 2**64] + ([copy] if copy else [])
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
-    def __getitem__(self, index: int | tuple[int, int]) -> tuple[Any, Any]:
+    def __getitem__(self, index: int | tuple[int, int] | tuple[int, int, int]) -> tuple[Any, Any]:
         """(image, label) tensors after the transform, or the raw arrays when it is None. `index` may
-        be (index, copy), as the repeat-factor sampler yields it: see sample_seed."""
-        index, copy = index if isinstance(index, tuple) else (index, 0)
+        be (index, copy), as the repeat-factor sampler yields it, or (index, copy, epoch), as the
+        training loader's sampler does (loading.py): the epoch then comes with the key, not from
+        set_epoch, which DataLoader workers that outlive an epoch would not see. See sample_seed."""
+        key = index if isinstance(index, tuple) else (index,)
+        index, copy, epoch = key[0], key[1] if len(key) > 1 else 0, key[2] if len(key) > 2 else None
         index = range(len(self.pairs))[index]  # negative indices get the same seed as positive
         image, label = self.load_raw(index)
         if self.transform is None:
             return image, label
-        return self.transform(image, label, self.sample_seed(index, copy))
+        return self.transform(image, label, self.sample_seed(index, copy, epoch))
