@@ -153,3 +153,4 @@ def test_poly_schedule_with_warmup_and_head_multiplier():
     assert backbone[5] == pytest.approx(0.1 * (1 - 5 / 20) ** 0.9)  # poly after warm-up
     assert all(lr[1] == pytest.approx(10 * lr[0]) for lr in lrs)  # head at 10x
     assert backbone[19] < backbone[10] < backbone[5]
+    assert not optimizer.defaults["fused"]  # the fused kernel is for CUDA; CPU results stay as they were

@@ -47,8 +47,8 @@ class Precision:
 
 def bf16_supported(device: torch.device) -> bool:
     """bf16 autocast pays off on GPUs with bf16 units and on CPUs with AVX-512 bf16 or AMX."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # emulated bf16 (pre-Ampere GPUs) is slower than fp32
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     try:
         with open("/proc/cpuinfo") as handle:
             flags = handle.read()

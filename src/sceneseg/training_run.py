@@ -168,6 +168,7 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, iters_per_epoch
         lr=config.lr,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
+        fused=True if next(model.parameters()).is_cuda else None,  # one kernel per step on GPUs; CPU as before
     )
     max_iter = config.epochs * iters_per_epoch
 
