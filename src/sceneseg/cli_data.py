@@ -7,8 +7,13 @@ import dataclasses
 from pathlib import Path
 
 from .checkpoint import write_text_atomic
-from .config import SAMPLE, load_config, resolve_config_path
+from .config import SAMPLE, DataConfig, load_config, resolve_config_path
 from .errors import ConfigError, DataError
+
+
+def _uncached_data(path: Path | None, overrides: list[str]) -> DataConfig:
+    """A config's data section for a tool that reads every pair once: no decoded-frame cache."""
+    return dataclasses.replace(load_config(path, overrides).data, cache=False)
 
 
 def data_check_command(args: argparse.Namespace) -> None:
@@ -45,8 +50,7 @@ def _datasets_to_check(args: argparse.Namespace) -> list:
             path = None if args.target == SAMPLE else resolve_config_path(args.target)
         except ConfigError as exc:
             raise DataError(f"dataset root {target} does not exist, and {exc}") from None
-        # No cache: summarize decodes every pair once anyway.
-        config = dataclasses.replace(load_config(path, args.overrides).data, cache=False)
+        config = _uncached_data(path, args.overrides)
         if args.split:
             return [build_dataset(config, "val", "whole", split=args.split)]
         return list(build_train_val(config, modes=("whole", "whole")))
@@ -74,7 +78,7 @@ def data_split_command(args: argparse.Namespace) -> None:
     from .builders import build_dataset, data_root
     from .data.lists import format_list_file, sequence_name, sequence_split
 
-    config = dataclasses.replace(load_config(resolve_config_path(args.config), args.overrides).data, cache=False)
+    config = _uncached_data(resolve_config_path(args.config), args.overrides)
     dataset = build_dataset(config, "train", "whole")
     kept, held = sequence_split(dataset.pairs, args.hold_out)
     out = Path(args.out)
