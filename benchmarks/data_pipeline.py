@@ -9,7 +9,9 @@ camvid_pspnet18_15min_cpu: the study's protocol, short side 240, scale 0.5-2, ro
 degrees, blur, flip, 201x201 crops) it measures:
 
 1. transform: sceneseg.data.train_transform alone, on frames decoded beforehand, OpenCV and torch
-   on one thread: what one DataLoader worker does per sample;
+   on one thread: what one DataLoader worker does per sample; once as the workers did it before
+   issue 13 (from the native frame, normalised to floats on the host), once as now (from the frame
+   the cache holds at the short side already, uint8 out: the device normalises);
 2. dataset: the training dataset's samples (its cache, then the transform) in this process, one thread;
 3. loader: the training run's own DataLoader (sceneseg.loading.train_loader) with 1, 2 and N workers
    (N = os.cpu_count(); --workers), batches of train.batch_size, counted from the first batch on
@@ -88,21 +90,28 @@ class OneThread:
         torch.set_num_threads(self.saved[1])
 
 
-def measure_transform(config, frames: int, seconds: float) -> float:
-    """Images/s of the training transform alone on `frames` train frames decoded beforehand, one thread."""
+def measure_transform(config, frames: int, seconds: float, before: bool = False) -> float:
+    """Images/s of the training transform alone on `frames` train frames decoded beforehand, one thread:
+    from the frames the dataset cache holds (resized already) to uint8 crops, or with `before` as
+    before issue 13 moved work out of the workers: from the native frames to host-normalised floats."""
     import dataclasses
 
     from sceneseg.builders import build_dataset
     from sceneseg.data.base import read_image
+    from sceneseg.data.transforms import normalize_images
 
     # The training split without its cache (only headers are read) gives the files and the very
     # transform training builds from the config (sceneseg.data.train_transform).
     files = build_dataset(dataclasses.replace(config.data, cache=False), "train", "train")
-    decoded = [(read_image(image), files.read_label(label)) for image, label in files.pairs[:frames]]
     transform = files.transform
+    decoded = [(read_image(image), files.read_label(label)) for image, label in files.pairs[:frames]]
+    if not before:
+        decoded = [transform.prepare(image, label) for image, label in decoded]
 
     def one(i: int) -> int:
-        transform(*decoded[i % len(decoded)], seed=i)
+        image, _ = transform(*decoded[i % len(decoded)], seed=i)
+        if before:
+            normalize_images(image[None])
         return 1
 
     with OneThread():
@@ -207,7 +216,11 @@ def measure_pipeline(config, args: argparse.Namespace) -> list[tuple[str, int, f
     """(stage, processes, images/s, seconds to the first batch) of every measurement but the first step."""
     from sceneseg.builders import build_dataset
 
-    rows = [("transform alone, 1 thread", 1, measure_transform(config, args.frames, args.seconds), None)]
+    rows = [
+        ("transform alone, before issue 13 (native frames, float out)", 1,
+         measure_transform(config, args.frames, args.seconds, before=True), None),
+        ("transform alone, 1 thread", 1, measure_transform(config, args.frames, args.seconds), None),
+    ]  # fmt: skip
     started = time.perf_counter()
     dataset = build_dataset(config.data, "train", "train", seed=config.seed)
     built = time.perf_counter() - started

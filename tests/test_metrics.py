@@ -43,6 +43,23 @@ def test_matches_brute_force_with_ignore_and_absent_classes(seed):
     assert sum(map(sum, summary["confusion"])) == int((target != 255).sum())
 
 
+def test_counts_of_many_updates_match_a_direct_count():
+    # Updates pile up on the device between reads; the matrix must be that of one count of them all.
+    rng = np.random.default_rng(0)
+    cm, expected = ConfusionMatrix(5), np.zeros((5, 5), np.int64)
+    for step in range(6):
+        target = rng.choice([0, 1, 2, 3, 4, 255], size=(2, 7, 9))
+        pred = rng.integers(0, 5, size=(2, 7, 9))
+        cm.update(torch.from_numpy(pred), torch.from_numpy(target).to(torch.uint8))
+        keep = target != 255
+        np.add.at(expected, (target[keep], pred[keep]), 1)
+        if step == 2:  # a read in between folds the pending counts in once
+            assert np.array_equal(cm.matrix.numpy(), expected)
+    assert cm.matrix.dtype == torch.int64 and np.array_equal(cm.matrix.numpy(), expected)
+    cm.update(torch.zeros(0), torch.zeros(0))  # an empty batch counts nothing
+    assert np.array_equal(cm.matrix.numpy(), expected)
+
+
 def test_perfect_prediction_and_ignored_pixels_do_not_count():
     target = torch.tensor([[0, 1], [255, 2]])
     pred = torch.tensor([[0, 1], [1, 2]])  # the wrong pixel is ignored
@@ -53,8 +70,13 @@ def test_perfect_prediction_and_ignored_pixels_do_not_count():
 
 def test_bad_inputs():
     cm = ConfusionMatrix(3)
-    with pytest.raises(ValueError, match="outside 0..2"):
-        cm.update(torch.tensor([0, 1]), torch.tensor([0, 7]))
+    cm.update(torch.tensor([0, 1]), torch.tensor([0, 7]))  # found when the counts are read, not here
+    with pytest.raises(ValueError, match=r"label values from 0 to 7 .* outside 0..2"):
+        cm.summary(["a", "b", "c"])
+    cm = ConfusionMatrix(3)
+    cm.update(torch.tensor([0, 1]), torch.tensor([-1, 255]))
+    with pytest.raises(ValueError, match="from -1 to 0"):
+        cm.mean_iou()
     with pytest.raises(ValueError, match="shape"):
         cm.update(torch.zeros(2, 2), torch.zeros(2, 3))
 

@@ -14,7 +14,8 @@ from sceneseg.api import preprocess
 from sceneseg.checkpoint import save_checkpoint
 from sceneseg.cli import main
 from sceneseg.config import load_config, to_dict
-from sceneseg.data import CAMVID_CLASSES, CAMVID_PALETTE, KITTI_PALETTE, whole_transform
+from sceneseg.data import CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD, KITTI_PALETTE, whole_transform
+from sceneseg.data.transforms import normalize_images
 from sceneseg.errors import DataError
 from sceneseg.inference import InferenceSettings
 from sceneseg.models import build_model, pspnet, to_reference
@@ -53,8 +54,10 @@ def test_label_map_is_the_argmax_of_the_model(tmp_path: Path) -> None:
     assert np.array_equal(label, expected)
     assert probs.shape == (11, 64, 96) and np.allclose(probs.sum(0), 1, atol=1e-5)
     # The documented preprocessing is the one evaluation uses.
-    normalised, _ = whole_transform(None)(image, np.zeros((64, 96), np.uint8), seed=0)
-    assert torch.allclose(preprocess([image])[0], normalised, atol=1e-5)
+    frame, _ = whole_transform(None)(image, np.zeros((64, 96), np.uint8), seed=0)
+    assert torch.equal(preprocess([image]), normalize_images(frame[None]))
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    assert torch.allclose(preprocess([image])[0], (frame / 255 - mean) / std, atol=1e-5)
     # A file gives the same answer as its pixels; the checkpoint's eval config is the default.
     cv2.imwrite(str(tmp_path / "frame.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     assert np.array_equal(sceneseg.predict(model, tmp_path / "frame.png", NATIVE), label)

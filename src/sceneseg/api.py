@@ -17,8 +17,9 @@ from torch import Tensor
 from .builders import dataset_classes
 from .checkpoint import FORMAT, is_sceneseg_checkpoint, load_checkpoint, read_weights_file
 from .config import Config, config_from_dict
-from .data import CAMVID_CLASSES, CAMVID_PALETTE, IMAGENET_MEAN, IMAGENET_STD
+from .data import CAMVID_CLASSES, CAMVID_PALETTE
 from .data.base import read_image
+from .data.transforms import normalize_images
 from .errors import ConfigError, DataError, WeightsError
 from .inference import InferenceSettings, Precision, predict_probs
 from .models import build_model
@@ -125,11 +126,12 @@ def _reference_model(
 
 def preprocess(images: Sequence[np.ndarray]) -> Tensor:
     """RGB uint8 frames of one size -> the normalised (N, 3, H, W) float batch the models take:
-    x / 255, minus the ImageNet mean, divided by the ImageNet std, per channel."""
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return ((batch - mean) / std).contiguous()
+    x / 255, minus the ImageNet mean, divided by the ImageNet std, per channel (normalize_images)."""
+    return normalize_images(_uint8_batch(images))
+
+
+def _uint8_batch(images: Sequence[np.ndarray]) -> Tensor:
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
 
 def predict_batch(
@@ -143,7 +145,7 @@ def predict_batch(
     parameter = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
     precision = Precision(parameter.device if parameter is not None else torch.device("cpu"), bf16=bf16)
     height, width = frames[0].shape[:2]
-    probs = predict_probs(model, preprocess(frames), settings, precision, model.num_classes, (height, width))
+    probs = predict_probs(model, _uint8_batch(frames), settings, precision, model.num_classes, (height, width))
     # uint8 holds every class index of the usual datasets and is what index PNGs store.
     labels = probs.argmax(1).to(torch.uint8 if model.num_classes <= 256 else torch.int64)
     return labels.cpu().numpy(), probs.cpu().numpy() if return_probs else None

@@ -106,7 +106,7 @@ def train_one_epoch(
     )
     for images, target in bar:
         before_iteration(progress.iteration)
-        images, target = precision.images(images), target.to(precision.device, non_blocking=True)
+        images, target = precision.images(images), precision.targets(target)
         with precision.autocast():
             outputs = model(images)
         summed = loss_fn(outputs, target, reduction="sum")
@@ -186,7 +186,7 @@ def evaluate(
     confusion = ConfusionMatrix(num_classes, IGNORE_INDEX)
     totals = torch.zeros(2, dtype=torch.float64, device=precision.device)  # loss sum, labelled pixels
     for images, target in tqdm(loader, desc=desc, leave=False, disable=not show_progress, dynamic_ncols=True):
-        target = target.to(precision.device)
+        target = precision.targets(target)
         if settings is None:
             with precision.autocast():
                 probs = model(precision.images(images))["out"].float().softmax(1)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import EvalConfig
+from .data.transforms import normalize_images
 from .inference_options import check_inference_options
 
 
@@ -35,11 +36,16 @@ class Precision:
     bf16: bool = False
     channels_last: bool = False
 
+    def targets(self, target: torch.Tensor) -> torch.Tensor:
+        """Label maps (uint8 from the datasets, a quarter of the bytes) as the losses take them."""
+        return target.to(self.device, non_blocking=True).long()
+
     def autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def images(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.to(self.device, non_blocking=True)
+        """A batch as the model takes it: on the device, normalised there if it came as uint8."""
+        images = normalize_images(images.to(self.device, non_blocking=True))
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
@@ -55,6 +61,17 @@ def bf16_supported(device: torch.device) -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def enable_gpu_speedups(device: torch.device, fixed_input_size: bool) -> None:
+    """On a GPU: TF32 for fp32 matrix products and convolutions (Ampere and later; about 1e-3
+    relative error, which training does not notice), and with `fixed_input_size` (training crops)
+    cuDNN's autotuner, which times the candidate kernels once per input shape. A CPU is left as it is."""
+    if device.type != "cuda":
+        return
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = fixed_input_size
 
 
 @dataclass(frozen=True)
@@ -134,8 +151,8 @@ def predict_probs(
     num_classes: int,
     out_size: tuple[int, int],
 ) -> torch.Tensor:
-    """Class probabilities (N, num_classes, *out_size) for normalised full frames `images`."""
-    images = images.to(precision.device)
+    """Class probabilities (N, num_classes, *out_size) of full frames `images` (uint8 or normalised)."""
+    images = normalize_images(images.to(precision.device))
     height, width = images.shape[-2:]
     result = torch.zeros(images.shape[0], num_classes, *out_size, device=precision.device)
     for scale in settings.scales:

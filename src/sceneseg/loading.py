@@ -70,6 +70,25 @@ class EpochSampler(Sampler[tuple[int, int, int]]):
         return len(self._frames)
 
 
+class PreparedBatches:
+    """Batches of a deterministic dataset (the per-epoch val crops), transformed once and kept on
+    `device`: every epoch then scores the same tensors without loading, copying or transforming
+    anything again. Iterates like a DataLoader over it without shuffling: the same batches, in order."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device) -> None:
+        samples = [dataset[index] for index in range(len(dataset))]
+        self.batch_size = batch_size
+        self.images = torch.stack([image for image, _ in samples]).to(device) if samples else None
+        self.labels = torch.stack([label for _, label in samples]).to(device) if samples else None
+
+    def __len__(self) -> int:
+        return 0 if self.images is None else -(-len(self.images) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self.images) if self.images is not None else 0, self.batch_size):
+            yield self.images[start : start + self.batch_size], self.labels[start : start + self.batch_size]
+
+
 def train_loader(
     dataset: Dataset,
     dist: Distributed,

@@ -19,23 +19,62 @@ if TYPE_CHECKING:
 
 
 class ConfusionMatrix:
+    """Counts of (true class, predicted class) pixels.
+
+    Updates accumulate on the device of the label maps without reading anything back, so a GPU
+    never waits for the host in the middle of an epoch; `matrix` brings the counts to the host, one
+    transfer for all the updates since the last read. Labelled values outside 0..num_classes-1 are
+    reported there too (as a ValueError), since finding them earlier would cost a read per update.
+    """
+
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX) -> None:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        self._matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        # Since the last read: num_classes**2 counts, one bin for ignored pixels, then the lowest and
+        # highest labelled value seen (to name bad labels), all on the updates' device.
+        self._pending: torch.Tensor | None = None
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Count a batch of predicted and true label maps of the same shape."""
         if pred.shape != target.shape:
             raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
-        keep = target != self.ignore_index
-        target = target[keep].to(torch.int64)
-        pred = pred[keep].to(torch.int64)
-        if target.numel() and (target.min() < 0 or target.max() >= self.num_classes):
-            bad = sorted(set(target.unique().tolist()) - set(range(self.num_classes)))
-            raise ValueError(f"label values {bad} are outside 0..{self.num_classes - 1} and not ignored")
-        counts = torch.bincount(target * self.num_classes + pred, minlength=self.num_classes**2)
-        self.matrix += counts.reshape(self.num_classes, self.num_classes).cpu()
+        if target.numel() == 0:
+            return
+        n = self.num_classes
+        target, pred = target.reshape(-1).long(), pred.reshape(-1).long()
+        labelled = target != self.ignore_index
+        # Clamped so that bad labels cannot index out of the bins; the range below reports them.
+        bins = torch.where(labelled, target.clamp(0, n - 1) * n + pred.clamp(0, n - 1), n * n)
+        counts = torch.zeros(n * n + 1, dtype=torch.int64, device=target.device)
+        counts.index_add_(0, bins, torch.ones(1, dtype=torch.int64, device=target.device).expand_as(bins))
+        seen = target.masked_fill(~labelled, 0)
+        low, high = seen.amin(), seen.amax()  # 0 and 0 when nothing is labelled, which is in range
+        if self._pending is None:
+            self._pending = torch.cat([counts, low.view(1), high.view(1)])
+        else:
+            self._pending[: n * n + 1] += counts
+            self._pending[-2] = torch.minimum(self._pending[-2], low)
+            self._pending[-1] = torch.maximum(self._pending[-1], high)
+
+    @property
+    def matrix(self) -> torch.Tensor:
+        """The (num_classes, num_classes) int64 counts on the host: rows true class, columns prediction."""
+        if self._pending is not None:
+            n, pending = self.num_classes, self._pending.cpu()
+            low, high = int(pending[-2]), int(pending[-1])
+            if low < 0 or high >= n:
+                raise ValueError(
+                    f"label values from {low} to {high} were counted, some outside 0..{n - 1} and not "
+                    f"ignored ({self.ignore_index})"
+                )
+            self._matrix = self._matrix + pending[: n * n].reshape(n, n)
+            self._pending = None
+        return self._matrix
+
+    @matrix.setter
+    def matrix(self, value: torch.Tensor) -> None:
+        self._matrix, self._pending = value, None
 
     def all_reduce(self, dist: Distributed) -> None:
         """Sum the matrices of the processes of `dist`, so that every rank reports the same metrics."""

@@ -23,8 +23,8 @@ from .distributed import Distributed, convert_sync_batchnorm
 from .errors import ConfigError, DataError, WeightsError
 from .evaluation import resolve_precision
 from .history import History, tensorboard_writer
-from .inference import Precision
-from .loading import loader_options, train_loader
+from .inference import Precision, enable_gpu_speedups
+from .loading import PreparedBatches, train_loader
 from .losses import format_class_weights, train_class_weights
 from .models import build_model
 from .sampling import Sampling, describe_sampling, prepare_sampling
@@ -52,7 +52,7 @@ class TrainingRun:
     train_set: SegmentationDataset
     val_set: SegmentationDataset
     train_loader: DataLoader  # the run's one: sampler.set_epoch before each epoch (loading.py)
-    val_loader: DataLoader
+    val_loader: PreparedBatches  # the per-epoch val crops, on the device
     batch: int  # the global batch
     per_process: int  # each process's share of it
     iters_per_epoch: int  # global batches per epoch (drop_last)
@@ -79,6 +79,7 @@ def prepare(
 ) -> TrainingRun:
     """Build every piece of the run from `config`, checking that they fit together."""
     precision = resolve_precision(config, dist.device)
+    enable_gpu_speedups(precision.device, fixed_input_size=True)  # every training batch is crop_size square
     seed_everything(config.seed)  # before the network: its initial weights come from the seed
     train_set, val_set = _datasets(config)
     sampling = prepare_sampling(config.data, train_set)
@@ -89,11 +90,7 @@ def prepare(
     train = train_loader(
         train_set, dist, config.seed * 1000, per_process, sampling.factors, precision.device, config.data.num_workers
     )
-    val_loader = DataLoader(
-        Subset(val_set, dist.shard(len(val_set))),
-        batch_size=config.eval.batch_size,
-        **loader_options(precision.device, config.data.num_workers, persistent=True),
-    )
+    val_loader = PreparedBatches(Subset(val_set, dist.shard(len(val_set))), config.eval.batch_size, precision.device)
     history = History(run_dir, tensorboard_writer(run_dir / "tensorboard") if dist.is_main else None)
     return TrainingRun(
         config,

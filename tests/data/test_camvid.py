@@ -178,6 +178,18 @@ def test_builtin_sample_loads(split, count):
         assert np.isin(label, list(range(11)) + [255]).all()
 
 
+def test_cache_holds_resized_frames_and_gives_the_samples_of_the_files():
+    # The cache keeps frames at the pipeline's short side (decoded on several threads): the same
+    # samples as reading the files each time, while load_raw (label counts, reports) stays native.
+    transform = train_transform(short_side=120, crop_size=96, photometric=0.5)
+    cached, direct = (CamVid(SAMPLE_ROOT, "train", transform=transform, cache=cache) for cache in (True, False))
+    assert cached._prepared[0][0].shape == (120, 160, 3) and cached.load_raw(0)[0].shape == (180, 240, 3)
+    for index in (0, 5, 23):
+        assert np.array_equal(cached.load_raw(index)[1], direct.load_raw(index)[1])
+        (a_image, a_label), (b_image, b_label) = cached[(index, 0, 3)], direct[(index, 0, 3)]
+        assert torch.equal(a_image, b_image) and torch.equal(a_label, b_label)
+
+
 @pytest.mark.skipif(not CAMVID_ROOT.is_dir(), reason="CamVid not present beside the repo")
 def test_real_camvid_val_loads():
     ds = CamVid(CAMVID_ROOT, "val")

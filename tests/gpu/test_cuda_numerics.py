@@ -95,3 +95,24 @@ def test_sgd_is_fused_on_cuda_and_plain_on_cpu():
     on_gpu, _ = build_optimizer(nn.Conv2d(3, 4, 1).cuda(), train, iters_per_epoch=4)
     on_cpu, _ = build_optimizer(nn.Conv2d(3, 4, 1), train, iters_per_epoch=4)
     assert on_gpu.defaults["fused"] is True and not on_cpu.defaults["fused"]
+
+
+def test_confusion_updates_on_cuda_never_wait_for_the_host() -> None:
+    # Issue 13: the matrix accumulates on the GPU and is read once an epoch. Sync debug mode "error"
+    # makes any device-to-host wait inside the updates fail; the read afterwards is the one allowed.
+    from sceneseg.metrics import ConfusionMatrix
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 12, (6, 3, 40, 50), generator=generator, dtype=torch.uint8)
+    target[target == 11] = 255
+    pred = torch.randint(0, 11, (6, 3, 40, 50), generator=generator)
+    on_gpu, on_cpu = ConfusionMatrix(11), ConfusionMatrix(11)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for t, p in zip(target.to(CUDA), pred.to(CUDA)):
+            on_gpu.update(p, t)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    for t, p in zip(target, pred):
+        on_cpu.update(p, t)
+    assert torch.equal(on_gpu.matrix, on_cpu.matrix) and on_gpu.matrix.sum() == (target != 255).sum()

@@ -47,6 +47,8 @@ def test_training_on_cuda_gives_a_finite_val_miou(cuda_run: Path) -> None:
     # run would leave both untouched.
     assert torch.cuda.get_device_name() in metrics["hardware"]
     assert torch.cuda.max_memory_allocated() > 16 * 2**20
+    # The GPU switches a training run turns on (issue 13): fixed-size crops let cuDNN autotune.
+    assert torch.backends.cudnn.benchmark and torch.backends.cuda.matmul.allow_tf32
 
 
 def test_predict_on_cuda_matches_the_cpu(cuda_run: Path) -> None:

@@ -9,9 +9,11 @@ training.
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +131,13 @@ def read_index_label(path: Path, lut: np.ndarray, valid: str) -> np.ndarray:
     return label
 
 
+def _decode_all(decode: Callable[[int], Any], count: int) -> list[Any]:
+    """decode(0..count-1) on a thread per core (OpenCV's decoders release the GIL); in order, and
+    the first failing index raises, as a plain loop would."""
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 16)) as pool:
+        return list(pool.map(decode, range(count)))
+
+
 class SegmentationDataset(Dataset):
     """(image, label) pairs; subclasses set the class names and palette and implement read_label."""
 
@@ -158,10 +167,15 @@ class SegmentationDataset(Dataset):
         self.resize = resize
         self._check_sizes()
         self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._prepared: list[tuple[np.ndarray, np.ndarray]] | None = None
         if cache:
-            self._cache = [self._decode(i) for i in range(len(self.pairs))]
+            self._cache = _decode_all(self._decode, len(self.pairs))
+            # The transform's deterministic first step (the short-side resize) done once here, not
+            # in every epoch; load_raw keeps the frames as they are, which label counts need.
+            prepare = getattr(transform, "prepare", None)
+            self._prepared = [prepare(*pair) for pair in self._cache] if prepare else None
             # Every epoch reuses these arrays: make accidental in-place edits fail loudly.
-            for image, label in self._cache:
+            for image, label in self._cache + (self._prepared or []):
                 image.flags.writeable = label.flags.writeable = False
 
     @property
@@ -235,7 +249,7 @@ class SegmentationDataset(Dataset):
         key = index if isinstance(index, tuple) else (index,)
         index, copy, epoch = key[0], key[1] if len(key) > 1 else 0, key[2] if len(key) > 2 else None
         index = range(len(self.pairs))[index]  # negative indices get the same seed as positive
-        image, label = self.load_raw(index)
         if self.transform is None:
-            return image, label
+            return self.load_raw(index)
+        image, label = self._prepared[index] if self._prepared is not None else self.load_raw(index)
         return self.transform(image, label, self.sample_seed(index, copy, epoch))

@@ -1,8 +1,9 @@
 """Image + label augmentation for training and evaluation (albumentations 2.x).
 
 The pipelines reproduce the CS 6476 semantic segmentation project (itself following the PSPNet
-reference code): resize the short side, random scale, small rotation, blur, flip, random crop,
-ImageNet normalisation. Three rules hold everywhere:
+reference code): resize the short side, random scale, small rotation, blur, flip, random crop, then
+ImageNet normalisation, which `normalize_images` does on the model's device (the pipelines end in
+uint8). Three rules hold everywhere:
 
 * labels are only ever moved with nearest-neighbour sampling, so no new class values appear;
 * anything padded in is the ImageNet mean in the image and 255 (ignore) in the label, so padding
@@ -13,6 +14,7 @@ ImageNet normalisation. Three rules hold everywhere:
 
 from __future__ import annotations
 
+import functools
 import os
 
 # albumentations asks PyPI for a newer version on import; on offline training machines that is a
@@ -43,8 +45,10 @@ PHOTOMETRIC_OPS = (A.RandomBrightnessContrast, A.RandomGamma, A.HueSaturationVal
 
 
 class SegTransform:
-    """A seeded (image, label) -> (normalised CHW float tensor, HW long tensor) transform.
+    """A seeded (image, label) -> (CHW uint8 tensor, HW uint8 tensor) transform.
 
+    Images stay uint8 until they reach the model's device, where `normalize_images` turns them into
+    floats: a quarter of the bytes through the workers' queues and the host-to-GPU copy.
     `resize_label=False` sends only the image through the pipeline and returns the label untouched
     (used for whole-image evaluation, where metrics are computed at the label's full resolution).
     """
@@ -64,10 +68,18 @@ class SegTransform:
             image_out, label_out = out["image"], out["mask"]
         else:
             image_out, label_out = self.compose(image=image)["image"], label
-        chw = np.ascontiguousarray(image_out.transpose(2, 0, 1), dtype=np.float32)
-        image_t = torch.from_numpy(chw)
-        label_t = torch.from_numpy(label_out.astype(np.int64))
-        return image_t, label_t
+        image_t = torch.from_numpy(np.ascontiguousarray(image_out.transpose(2, 0, 1)))
+        return image_t, torch.from_numpy(np.ascontiguousarray(label_out))
+
+    def prepare(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pair after the pipeline's deterministic first step, the short-side resize, for a cache
+        to hold: the step then finds the frame at its size already and leaves it as it is (the same
+        pixels, and every random draw unchanged). Pairs of pipelines without that step come back as given."""
+        first = self.compose.transforms[0] if self.compose.transforms else None
+        if not self.resize_label or not isinstance(first, A.SmallestMaxSize):
+            return image, label
+        out = first(image=image, mask=label)
+        return out["image"], out["mask"]
 
     def set_rare_classes(self, classes: tuple[int, ...]) -> None:
         """The classes a ClassAwareCrop of this pipeline, if any, centres on (counted from the train split)."""
@@ -105,6 +117,25 @@ def _resize_short(short_side: int) -> A.SmallestMaxSize:
 
 def _normalize() -> A.Normalize:
     return A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0, p=1.0)
+
+
+@functools.cache
+def _normalize_table(device: torch.device) -> torch.Tensor:
+    """(3, 256) float32 on `device`: what albumentations' ImageNet Normalize makes of each uint8 value
+    per channel, taken from the op itself, so that normalising on the device gives the host pipeline's
+    bits. Kept per device: copying it for every batch would make the host wait for the GPU."""
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
+    table = np.ascontiguousarray(_normalize()(image=ramp)["image"][0].T, dtype=np.float32)
+    return torch.from_numpy(table).to(device)
+
+
+def normalize_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB batches (N, 3, H, W) -> the ImageNet-normalised float32 batch the models take, on the
+    batch's own device (one table lookup per channel). Float batches are taken as normalised already."""
+    if images.dtype != torch.uint8:
+        return images
+    table = _normalize_table(images.device)
+    return torch.stack([table[c][images[:, c].int()] for c in range(images.shape[1])], dim=1)
 
 
 def _photometric(p: float) -> list[A.BasicTransform]:
@@ -176,10 +207,7 @@ def train_transform(
         crop.rare_prob, crop.max_class_share = rare_crop_prob, max_class_share
     else:
         crop = A.RandomCrop(height=crop_size, width=crop_size, **_crop_padding())
-    steps += [
-        crop,
-        _normalize(),
-    ]
+    steps.append(crop)
     return SegTransform(_compose(steps))
 
 
@@ -249,7 +277,6 @@ def val_transform(short_side: int = 240, crop_size: int = 201) -> SegTransform:
     steps: list[A.BasicTransform] = [
         _resize_short(short_side),
         A.CenterCrop(height=crop_size, width=crop_size, **_crop_padding()),
-        _normalize(),
     ]
     return SegTransform(_compose(steps))
 
@@ -261,5 +288,4 @@ def whole_transform(short_side: int | None = 240) -> SegTransform:
     annotation rather than on a downsampled (and thereby altered) copy of it.
     """
     steps: list[A.BasicTransform] = [] if short_side is None else [_resize_short(short_side)]
-    steps.append(_normalize())
     return SegTransform(_compose(steps), resize_label=False)
