@@ -7,12 +7,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from sceneseg.builders import build_train_val
 from sceneseg.config import load_config
+from sceneseg.data import SAMPLE_ROOT, CamVid, val_transform
 from sceneseg.distributed import Distributed
-from sceneseg.loading import EpochSampler, loader_options, train_loader
+from sceneseg.loading import EpochSampler, PreparedBatches, loader_options, train_loader
 from tests.test_cli import TINY
 
 SEED, BATCH = 7, 4
@@ -101,3 +102,15 @@ def test_workers_run_opencv_on_one_thread_and_gpu_batches_are_pinned():
         "pin_memory": True,
         "persistent_workers": False,  # DataLoader refuses persistent workers without workers
     }
+
+
+def test_prepared_batches_are_the_dataloaders_batches():
+    # The per-epoch val crops, prepared once: the batches a plain DataLoader gives, in order, with the
+    # short last one; an empty shard (more ranks than frames) gives none.
+    dataset = CamVid(SAMPLE_ROOT, "val", transform=val_transform(120, 96))
+    prepared = PreparedBatches(dataset, 3, torch.device("cpu"))
+    expected = list(DataLoader(dataset, batch_size=3))
+    assert len(prepared) == len(expected) == 3 and len(list(prepared)[-1][0]) == 2
+    for (images, labels), (want_images, want_labels) in zip(prepared, expected):
+        assert images.dtype == torch.uint8 and torch.equal(images, want_images) and torch.equal(labels, want_labels)
+    assert len(PreparedBatches(Subset(dataset, []), 3, torch.device("cpu"))) == 0

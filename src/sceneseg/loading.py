@@ -77,16 +77,16 @@ class PreparedBatches:
 
     def __init__(self, dataset: Dataset, batch_size: int, device: torch.device) -> None:
         samples = [dataset[index] for index in range(len(dataset))]
-        self.batch_size = batch_size
-        self.images = torch.stack([image for image, _ in samples]).to(device) if samples else None
-        self.labels = torch.stack([label for _, label in samples]).to(device) if samples else None
+        self.batches = [
+            tuple(torch.stack(part).to(device) for part in zip(*samples[start : start + batch_size]))
+            for start in range(0, len(samples), batch_size)
+        ]
 
     def __len__(self) -> int:
-        return 0 if self.images is None else -(-len(self.images) // self.batch_size)
+        return len(self.batches)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, len(self.images) if self.images is not None else 0, self.batch_size):
-            yield self.images[start : start + self.batch_size], self.labels[start : start + self.batch_size]
+        return iter(self.batches)
 
 
 def train_loader(
