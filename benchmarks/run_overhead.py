@@ -1,0 +1,121 @@
+"""Time outside the training step and evaluation for one training config, with an older commit's code
+and with this tree's, trained one after the other with the same seed.
+
+    python benchmarks/run_overhead.py camvid_simple_r18_15min_cpu --before 88b1362 --out /tmp/overhead \
+        data.root=../shared/datasets/camvid
+    python benchmarks/run_overhead.py camvid_simple_r18_15min_cpu --out /tmp/overhead --reuse  # table only
+
+Each side is `sceneseg train CONFIG OVERRIDES train.out_dir=OUT/<side>` in a new process: "before" runs
+the code of the --before commit (checked out with `git worktree` into OUT/tree), "after" this
+tree's. The process's wall time (launch to exit, Python's start and imports included) is kept in
+OUT/walls.json, so --reuse prints the table again without training.
+
+Before issue 13 a run recorded only each epoch's seconds and its final evaluation's. The training
+step and the validation forward passes are the same operations on both sides (same config and seed,
+and the table checks that the per-epoch metrics agree), so the before run's time outside them is
+its wall time less the after run's step, validation and final-evaluation seconds.
+Prints the CPU model, then Markdown tables. Train on an idle machine: both sides take the config's
+full time (a 15-minute config: 25-30 minutes each on a 2-core AMD EPYC).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_pipeline import cpu_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+METRIC_KEYS = ("train_loss", "train_mIoU", "val_loss", "val_mIoU", "val_mAcc", "val_allAcc")
+COMPUTE_KEYS = ("step_seconds", "val_seconds", "final_eval_seconds")
+
+
+def train(source: Path, config: str, overrides: list[str], run: Path) -> float:
+    """Train with the package under `source` (a tree's src/) in a new process; its wall seconds."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    command = [sys.executable, "-m", "sceneseg", "train", config, *overrides, f"train.out_dir={run}"]
+    started = time.perf_counter()
+    with open(run.with_suffix(".log"), "w") as log:
+        subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return time.perf_counter() - started
+
+
+def run_both(args: argparse.Namespace) -> dict[str, float]:
+    args.out.mkdir(parents=True, exist_ok=True)
+    tree = args.out / "tree"
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before], check=True)
+    walls = {
+        "after": train(ROOT / "src", args.config, args.overrides, args.out / "after"),
+        "before": train(tree / "src", args.config, args.overrides, args.out / "before"),
+    }
+    (args.out / "walls.json").write_text(json.dumps(walls, indent=1))
+    return walls
+
+
+def load(run: Path) -> tuple[list[dict], dict]:
+    return json.loads((run / "history.json").read_text()), json.loads((run / "metrics.json").read_text())
+
+
+def phase_rows(after: dict, before: tuple[list[dict], dict], walls: dict[str, float]) -> list[str]:
+    """Markdown rows: seconds and share of the process's wall time, per phase, after and before."""
+    history, metrics = before
+    compute = sum(after[key] for key in COMPUTE_KEYS)
+    outside_after = walls["after"] - compute
+    outside_before = walls["before"] - compute
+    rows = [
+        ("process wall time (launch to exit)", walls["after"], walls["before"]),
+        ("epochs (sum of history.json `seconds`)", None, sum(r["seconds"] for r in history)),
+        ("start-up (training start to first epoch)", after["startup_seconds"], None),
+        ("waiting for data", after["data_seconds"], None),
+        ("training step", after["step_seconds"], None),
+        ("validation", after["val_seconds"], None),
+        ("checkpoints", after["checkpoint_seconds"], None),
+        ("final evaluation", after["final_eval_seconds"], metrics.get("eval_seconds")),
+        ("**outside the step, validation and final evaluation**", outside_after, outside_before),
+    ]
+    lines = ["| phase | after (s) | after share | before (s) | before share |", "|---|---:|---:|---:|---:|"]
+    for label, now, then in rows:
+        lines.append(f"| {label} | {_cell(now, walls['after'])} | {_cell(then, walls['before'])} |")
+    return lines
+
+
+def _cell(seconds: float | None, wall: float) -> str:
+    return "- | -" if seconds is None else f"{seconds:.1f} | {seconds / wall:.1%}"
+
+
+def metric_difference(after: list[dict], before: list[dict]) -> float:
+    """The largest absolute difference of any per-epoch metric between the two histories."""
+    if len(after) != len(before):
+        raise SystemExit(f"the runs trained {len(after)} and {len(before)} epochs: not the same config")
+    return max(abs(a[key] - b[key]) for a, b in zip(after, before) for key in METRIC_KEYS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides for both sides")
+    parser.add_argument("--before", default="88b1362", help="git revision of the 'before' code")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--reuse", action="store_true", help="print the table of the runs already in --out")
+    args = parser.parse_args()
+    if args.reuse and not (args.out / "walls.json").is_file():
+        raise SystemExit(f"--reuse: {args.out / 'walls.json'} does not exist; run once without --reuse first")
+    walls = json.loads((args.out / "walls.json").read_text()) if args.reuse else run_both(args)
+    after_history, after_metrics = load(args.out / "after")
+    before = load(args.out / "before")
+    print(f"CPU: {cpu_model()}; config {args.config}, {len(after_history)} epochs, --before {args.before}\n")
+    print("\n".join(phase_rows(after_metrics["phases"], before, walls)))
+    difference = metric_difference(after_history, before[0])
+    print(f"\nlargest per-epoch metric difference (losses, mIoU, accuracies): {difference:.2e}")
+    print(f"final val mIoU: after {after_metrics['mIoU']:.6f}, before {before[1]['mIoU']:.6f}")
+
+
+if __name__ == "__main__":
+    main()
