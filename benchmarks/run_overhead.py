@@ -6,9 +6,10 @@ and with this tree's, trained one after the other with the same seed.
     python benchmarks/run_overhead.py camvid_simple_r18_15min_cpu --out /tmp/overhead --reuse  # table only
 
 Each side is `sceneseg train CONFIG OVERRIDES train.out_dir=OUT/<side>` in a new process: "before" runs
-the code of the --before commit (checked out with `git worktree` into OUT/tree), "after" this
-tree's. The process's wall time (launch to exit, Python's start and imports included) is kept in
-OUT/walls.json, so --reuse prints the table again without training.
+the code of the --before commit (checked out with `git worktree` into OUT/tree for that run and
+removed after it), "after" this tree's. A failed training names its log, OUT/<side>.log. The
+process's wall time (launch to exit, Python's start and imports included) is kept in OUT/walls.json,
+so --reuse prints the table again without training.
 
 Before issue 13 a run recorded only each epoch's seconds and its final evaluation's. The training
 step and the validation forward passes are the same operations on both sides (same config and seed,
@@ -42,19 +43,24 @@ def train(source: Path, config: str, overrides: list[str], run: Path) -> float:
     command = [sys.executable, "-m", "sceneseg", "train", config, *overrides, f"train.out_dir={run}"]
     started = time.perf_counter()
     with open(run.with_suffix(".log"), "w") as log:
-        subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise SystemExit(f"training with {source} failed (exit status {code}): see {run.with_suffix('.log')}")
     return time.perf_counter() - started
 
 
 def run_both(args: argparse.Namespace) -> dict[str, float]:
     args.out.mkdir(parents=True, exist_ok=True)
     tree = args.out / "tree"
-    if not tree.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before], check=True)
-    walls = {
-        "after": train(ROOT / "src", args.config, args.overrides, args.out / "after"),
-        "before": train(tree / "src", args.config, args.overrides, args.out / "before"),
-    }
+    git = ["git", "-C", str(ROOT), "worktree"]
+    subprocess.run([*git, "add", "--force", "--detach", str(tree), args.before], check=True)
+    try:
+        walls = {
+            "after": train(ROOT / "src", args.config, args.overrides, args.out / "after"),
+            "before": train(tree / "src", args.config, args.overrides, args.out / "before"),
+        }
+    finally:  # the old code is only needed for its run: leave no worktree behind in the repository
+        subprocess.run([*git, "remove", "--force", str(tree)], check=True)
     (args.out / "walls.json").write_text(json.dumps(walls, indent=1))
     return walls
 
