@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--before", default="88b1362", help="git revision of the 'before' code")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--reuse", action="store_true", help="print the table of the runs already in --out")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides may follow the options, as the docstring shows
     if args.reuse and not (args.out / "walls.json").is_file():
         raise SystemExit(f"--reuse: {args.out / 'walls.json'} does not exist; run once without --reuse first")
     walls = json.loads((args.out / "walls.json").read_text()) if args.reuse else run_both(args)
