@@ -204,3 +204,9 @@ def test_declared_albumentations_has_the_arguments_used_here():
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     (minimum,) = re.findall(r'"albumentations>=([\d.]+)"', pyproject)
     assert tuple(int(part) for part in minimum.split(".")) >= (2, 0)
+
+
+def test_a_compose_that_may_skip_is_refused():
+    # SegTransform does not reseed the Compose's own generator, which only decides whether it runs.
+    with pytest.raises(ValueError, match="p=0.5"):
+        SegTransform(A.Compose([A.HorizontalFlip(p=1.0)], p=0.5))
