@@ -4,6 +4,8 @@ and with this tree's, trained one after the other with the same seed.
     python benchmarks/run_overhead.py camvid_simple_r18_15min_cpu --before 88b1362 --out /tmp/overhead \
         data.root=../shared/datasets/camvid
     python benchmarks/run_overhead.py camvid_simple_r18_15min_cpu --out /tmp/overhead --reuse  # table only
+    python benchmarks/run_overhead.py camvid_simple_r18_15min_cpu --out /tmp/overhead --redo after \
+        data.root=../shared/datasets/camvid  # after a change to this tree: train its side again
 
 Each side is `sceneseg train CONFIG OVERRIDES train.out_dir=OUT/<side>` in a new process: "before" runs
 the code of the --before commit (checked out with `git worktree` into OUT/tree for that run and
@@ -35,6 +37,7 @@ from data_pipeline import cpu_model  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_KEYS = ("train_loss", "train_mIoU", "val_loss", "val_mIoU", "val_mAcc", "val_allAcc")
 COMPUTE_KEYS = ("step_seconds", "val_seconds", "final_eval_seconds")
+SIDES = ("after", "before")
 
 
 def train(source: Path, config: str, overrides: list[str], run: Path) -> float:
@@ -49,19 +52,22 @@ def train(source: Path, config: str, overrides: list[str], run: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_both(args: argparse.Namespace) -> dict[str, float]:
+def run_sides(args: argparse.Namespace, sides: tuple[str, ...]) -> dict[str, float]:
+    """Train `sides` ("after", "before" or both), keeping the other side's wall time from walls.json."""
     args.out.mkdir(parents=True, exist_ok=True)
-    tree = args.out / "tree"
-    git = ["git", "-C", str(ROOT), "worktree"]
-    subprocess.run([*git, "add", "--force", "--detach", str(tree), args.before], check=True)
-    try:
-        walls = {
-            "after": train(ROOT / "src", args.config, args.overrides, args.out / "after"),
-            "before": train(tree / "src", args.config, args.overrides, args.out / "before"),
-        }
-    finally:  # the old code is only needed for its run: leave no worktree behind in the repository
-        subprocess.run([*git, "remove", "--force", str(tree)], check=True)
-    (args.out / "walls.json").write_text(json.dumps(walls, indent=1))
+    kept = args.out / "walls.json"
+    walls = json.loads(kept.read_text()) if kept.is_file() else {}
+    if "after" in sides:
+        walls["after"] = train(ROOT / "src", args.config, args.overrides, args.out / "after")
+    if "before" in sides:
+        tree = args.out / "tree"
+        git = ["git", "-C", str(ROOT), "worktree"]
+        subprocess.run([*git, "add", "--force", "--detach", str(tree), args.before], check=True)
+        try:
+            walls["before"] = train(tree / "src", args.config, args.overrides, args.out / "before")
+        finally:  # the old code is only needed for its run: leave no worktree behind in the repository
+            subprocess.run([*git, "remove", "--force", str(tree)], check=True)
+    kept.write_text(json.dumps(walls, indent=1))
     return walls
 
 
@@ -110,10 +116,12 @@ def main() -> None:
     parser.add_argument("--before", default="88b1362", help="git revision of the 'before' code")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--reuse", action="store_true", help="print the table of the runs already in --out")
+    parser.add_argument("--redo", choices=SIDES, help="train only this side again (after a change), keep the other")
     args = parser.parse_intermixed_args()  # overrides may follow the options, as the docstring shows
-    if args.reuse and not (args.out / "walls.json").is_file():
-        raise SystemExit(f"--reuse: {args.out / 'walls.json'} does not exist; run once without --reuse first")
-    walls = json.loads((args.out / "walls.json").read_text()) if args.reuse else run_both(args)
+    if (args.reuse or args.redo) and not (args.out / "walls.json").is_file():
+        raise SystemExit(f"{args.out / 'walls.json'} does not exist; run once without --reuse or --redo first")
+    sides = () if args.reuse else (args.redo,) if args.redo else SIDES
+    walls = run_sides(args, sides)
     after_history, after_metrics = load(args.out / "after")
     before = load(args.out / "before")
     print(f"CPU: {cpu_model()}; config {args.config}, {len(after_history)} epochs, --before {args.before}\n")
