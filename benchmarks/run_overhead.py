@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -41,7 +42,12 @@ SIDES = ("after", "before")
 
 
 def train(source: Path, config: str, overrides: list[str], run: Path) -> float:
-    """Train with the package under `source` (a tree's src/) in a new process; its wall seconds."""
+    """Train with the package under `source` (a tree's src/) in a new process; its wall seconds.
+    A run already in `run` (a side trained again) is moved to `<run>.previous` first."""
+    if run.exists():
+        previous = run.with_name(run.name + ".previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        run.rename(previous)
     env = {**os.environ, "PYTHONPATH": str(source)}
     command = [sys.executable, "-m", "sceneseg", "train", config, *overrides, f"train.out_dir={run}"]
     started = time.perf_counter()
