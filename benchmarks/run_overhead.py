@@ -4,8 +4,8 @@ and with this tree's, trained one after the other with the same seed.
     python benchmarks/run_overhead.py camvid_simple_r18_15min_cpu --before 88b1362 --out /tmp/overhead \
         data.root=../shared/datasets/camvid
     python benchmarks/run_overhead.py camvid_simple_r18_15min_cpu --out /tmp/overhead --reuse  # table only
-    python benchmarks/run_overhead.py camvid_simple_r18_15min_cpu --out /tmp/overhead --redo after \
-        data.root=../shared/datasets/camvid  # after a change to this tree: train its side again
+    python benchmarks/run_overhead.py camvid_simple_r18_15min_cpu --out /tmp/overhead --only after \
+        data.root=../shared/datasets/camvid  # one side only, or after a change to this tree: again
 
 Each side is `sceneseg train CONFIG OVERRIDES train.out_dir=OUT/<side>` in a new process: "before" runs
 the code of the --before commit (checked out with `git worktree` into OUT/tree for that run and
@@ -81,15 +81,16 @@ def load(run: Path) -> tuple[list[dict], dict]:
     return json.loads((run / "history.json").read_text()), json.loads((run / "metrics.json").read_text())
 
 
-def phase_rows(after: dict, before: tuple[list[dict], dict], walls: dict[str, float]) -> list[str]:
-    """Markdown rows: seconds and share of the process's wall time, per phase, after and before."""
-    history, metrics = before
+def phase_rows(after: dict, before: tuple[list[dict], dict] | None, walls: dict[str, float]) -> list[str]:
+    """Markdown rows: seconds and share of the process's wall time, per phase, after and before
+    (the before columns empty when only the after side was trained)."""
+    history, metrics = before or ([], {})
     compute = sum(after[key] for key in COMPUTE_KEYS)
     outside_after = walls["after"] - compute
-    outside_before = walls["before"] - compute
+    outside_before = walls["before"] - compute if before else None
     rows = [
-        ("process wall time (launch to exit)", walls["after"], walls["before"]),
-        ("epochs (sum of history.json `seconds`)", None, sum(r["seconds"] for r in history)),
+        ("process wall time (launch to exit)", walls["after"], walls.get("before") if before else None),
+        ("epochs (sum of history.json `seconds`)", None, sum(r["seconds"] for r in history) if before else None),
         ("start-up (training start to first epoch)", after["startup_seconds"], None),
         ("waiting for data", after["data_seconds"], None),
         ("training step", after["step_seconds"], None),
@@ -100,7 +101,7 @@ def phase_rows(after: dict, before: tuple[list[dict], dict], walls: dict[str, fl
     ]
     lines = ["| phase | after (s) | after share | before (s) | before share |", "|---|---:|---:|---:|---:|"]
     for label, now, then in rows:
-        lines.append(f"| {label} | {_cell(now, walls['after'])} | {_cell(then, walls['before'])} |")
+        lines.append(f"| {label} | {_cell(now, walls['after'])} | {_cell(then, walls.get('before', 0.0))} |")
     return lines
 
 
@@ -122,16 +123,19 @@ def main() -> None:
     parser.add_argument("--before", default="88b1362", help="git revision of the 'before' code")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--reuse", action="store_true", help="print the table of the runs already in --out")
-    parser.add_argument("--redo", choices=SIDES, help="train only this side again (after a change), keep the other")
+    parser.add_argument("--only", choices=SIDES, help="train only this side (again), keep the other's run if any")
     args = parser.parse_intermixed_args()  # overrides may follow the options, as the docstring shows
-    if (args.reuse or args.redo) and not (args.out / "walls.json").is_file():
-        raise SystemExit(f"{args.out / 'walls.json'} does not exist; run once without --reuse or --redo first")
-    sides = () if args.reuse else (args.redo,) if args.redo else SIDES
-    walls = run_sides(args, sides)
+    if args.reuse and not (args.out / "walls.json").is_file():
+        raise SystemExit(f"--reuse: {args.out / 'walls.json'} does not exist; run once without --reuse first")
+    walls = run_sides(args, () if args.reuse else (args.only,) if args.only else SIDES)
+    if "after" not in walls:
+        raise SystemExit(f"{args.out} holds no after run: train it (without --only before) first")
     after_history, after_metrics = load(args.out / "after")
-    before = load(args.out / "before")
+    before = load(args.out / "before") if "before" in walls else None
     print(f"CPU: {cpu_model()}; config {args.config}, {len(after_history)} epochs, --before {args.before}\n")
     print("\n".join(phase_rows(after_metrics["phases"], before, walls)))
+    if before is None:
+        return
     difference = metric_difference(after_history, before[0])
     print(f"\nlargest per-epoch metric difference (losses, mIoU, accuracies): {difference:.2e}")
     print(f"final val mIoU: after {after_metrics['mIoU']:.6f}, before {before[1]['mIoU']:.6f}")
