@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sceneseg.checkpoint import load_checkpoint
-from sceneseg.cli import main
+from sceneseg.cli import main, parse_arguments
 from sceneseg.config import load_config
 from sceneseg.history import without_timing
 from sceneseg.training import fit
@@ -239,3 +239,17 @@ def test_train_and_val_sharing_frames_stop_before_training(tmp_path, capsys):
     assert main(["train", *TINY, "data.val_split=train", f"train.out_dir={tmp_path / 'run'}", "--no-progress"]) == 2
     assert "the train and val splits share 24 frame(s)" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_overrides_may_follow_options(capsys):
+    given = ["train", "sample", "train.epochs=2", "--no-progress", "data.num_workers=0", "train.epochs=3"]
+    args = parse_arguments(given)
+    assert args.no_progress and args.config == "sample"
+    assert args.overrides == ["train.epochs=2", "data.num_workers=0", "train.epochs=3"]  # the last one wins
+    assert parse_arguments(["train", "--resume", "train.epochs=4"]).overrides == ["train.epochs=4"]
+    for bad in (["train", "sample", "--no-progress", "--fast"], ["train", "sample", "--resume", "epochs"]):
+        with pytest.raises(SystemExit):
+            parse_arguments(bad)
+        assert f"unrecognized arguments: {bad[-1]}" in capsys.readouterr().err
+    assert main(["export", "run/best.pt", "train.epochs=2"]) == 2  # export takes no overrides
+    assert "unrecognized arguments: train.epochs=2" in capsys.readouterr().err

@@ -230,15 +230,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error already printed
-        return exc.code if isinstance(exc.code, int) else 2
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line as a namespace; exits (status 2, usage printed) on a usage error."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse takes a command's positionals in one run, so overrides after an option
+    # (`sceneseg train CONFIG --no-progress train.epochs=2`) come back unparsed: they are overrides
+    # still, in the order given. Anything else left over is an error, as parse_args would say.
+    stray = [arg for arg in extra if arg.startswith("-") or "=" not in arg or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     if getattr(args, "config", None) and "=" in args.config:
         # argparse cannot tell an override from an omitted config: `sceneseg train train.epochs=2`.
         args.overrides.insert(0, args.config)
         args.config = None
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_arguments(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args) or 0
     except SceneSegError as exc:
