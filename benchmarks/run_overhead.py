@@ -81,7 +81,9 @@ def load(run: Path) -> tuple[list[dict], dict]:
     return json.loads((run / "history.json").read_text()), json.loads((run / "metrics.json").read_text())
 
 
-def phase_rows(after: dict, before: tuple[list[dict], dict] | None, walls: dict[str, float]) -> list[str]:
+def phase_rows(
+    after: dict, after_history: list[dict], before: tuple[list[dict], dict] | None, walls: dict[str, float]
+) -> list[str]:
     """Markdown rows: seconds and share of the process's wall time, per phase, after and before
     (the before columns empty when only the after side was trained)."""
     history, metrics = before or ([], {})
@@ -90,7 +92,7 @@ def phase_rows(after: dict, before: tuple[list[dict], dict] | None, walls: dict[
     outside_before = walls["before"] - compute if before else None
     rows = [
         ("process wall time (launch to exit)", walls["after"], walls.get("before") if before else None),
-        ("epochs (sum of history.json `seconds`)", None, sum(r["seconds"] for r in history) if before else None),
+        ("epochs (sum of history.json `seconds`)", _epochs(after_history), _epochs(history) if before else None),
         ("start-up (training start to first epoch)", after["startup_seconds"], None),
         ("waiting for data", after["data_seconds"], None),
         ("training step", after["step_seconds"], None),
@@ -103,6 +105,10 @@ def phase_rows(after: dict, before: tuple[list[dict], dict] | None, walls: dict[
     for label, now, then in rows:
         lines.append(f"| {label} | {_cell(now, walls['after'])} | {_cell(then, walls.get('before', 0.0))} |")
     return lines
+
+
+def _epochs(history: list[dict]) -> float:
+    return sum(record["seconds"] for record in history)
 
 
 def _cell(seconds: float | None, wall: float) -> str:
@@ -133,9 +139,15 @@ def main() -> None:
     after_history, after_metrics = load(args.out / "after")
     before = load(args.out / "before") if "before" in walls else None
     print(f"CPU: {cpu_model()}; config {args.config}, {len(after_history)} epochs, --before {args.before}\n")
-    print("\n".join(phase_rows(after_metrics["phases"], before, walls)))
+    print("\n".join(phase_rows(after_metrics["phases"], after_history, before, walls)))
     if before is None:
         return
+    if _epochs(before[0]) < _epochs(after_history) - after_metrics["phases"]["data_seconds"]:
+        print(
+            "\nthe before run's epochs took less time than the after run's without their data wait: the two"
+            " runs' compute differed by more than the overhead, so the before run's outside row is not"
+            " meaningful; compare the epochs row, or train both sides again on a quieter machine"
+        )
     difference = metric_difference(after_history, before[0])
     print(f"\nlargest per-epoch metric difference (losses, mIoU, accuracies): {difference:.2e}")
     print(f"final val mIoU: after {after_metrics['mIoU']:.6f}, before {before[1]['mIoU']:.6f}")
