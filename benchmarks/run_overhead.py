@@ -134,8 +134,9 @@ def main() -> None:
     if args.reuse and not (args.out / "walls.json").is_file():
         raise SystemExit(f"--reuse: {args.out / 'walls.json'} does not exist; run once without --reuse first")
     walls = run_sides(args, () if args.reuse else (args.only,) if args.only else SIDES)
-    if "after" not in walls:
-        raise SystemExit(f"{args.out} holds no after run: train it (without --only before) first")
+    if "after" not in walls:  # only the before side was trained: nothing to compare it with yet
+        print(f"trained the before side into {args.out / 'before'}; run --only after for the table")
+        return
     after_history, after_metrics = load(args.out / "after")
     before = load(args.out / "before") if "before" in walls else None
     print(f"CPU: {cpu_model()}; config {args.config}, {len(after_history)} epochs, --before {args.before}\n")
