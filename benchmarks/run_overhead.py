@@ -135,7 +135,7 @@ def main() -> None:
         raise SystemExit(f"--reuse: {args.out / 'walls.json'} does not exist; run once without --reuse first")
     walls = run_sides(args, () if args.reuse else (args.only,) if args.only else SIDES)
     if "after" not in walls:  # only the before side was trained: nothing to compare it with yet
-        print(f"trained the before side into {args.out / 'before'}; run --only after for the table")
+        print(f"{args.out} holds only the before side ({args.out / 'before'}); run --only after for the table")
         return
     after_history, after_metrics = load(args.out / "after")
     before = load(args.out / "before") if "before" in walls else None
