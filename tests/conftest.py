@@ -53,6 +53,7 @@ report:
   pick: worst
   count: 2
   reference: "{{reference}}"
+  classes: [SignSymbol, Column_Pole]
 """
 # The published study's JSON in shape (../shared/reference/cs6476_study.json), with made-up figures:
 # every row but 4 published, per-class columns in another class order, curves of rows 5 and 6.

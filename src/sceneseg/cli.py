@@ -33,7 +33,11 @@ def _report(args: argparse.Namespace) -> None:
     if unknown:  # the report would silently compare its default pair instead
         raise ConfigError(f"--compare {' '.join(unknown)}: not among the run folders ({', '.join(names)})")
     settings = ReportSettings(
-        compare=tuple(args.compare or ()), frames=tuple(args.frames or ()), pick=args.pick, count=args.count
+        compare=tuple(args.compare or ()),
+        frames=tuple(args.frames or ()),
+        pick=args.pick,
+        count=args.count,
+        classes=tuple(args.classes or ()),
     )
     if args.reference:  # else ReportSettings' default
         settings = dataclasses.replace(settings, reference=args.reference)
@@ -169,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="without --frames: the frames with the lowest or highest per-image mIoU",
     )
     report.add_argument("--count", type=int, default=3, help="frames picked (default 3)")
+    report.add_argument(
+        "--classes", nargs="+", metavar="CLASS", help="a table of every run's val IoU of these classes (an ablation's)"
+    )
     report.add_argument("--title", default="sceneseg report")
     report.add_argument(
         "--reference",

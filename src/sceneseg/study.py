@@ -63,6 +63,9 @@ class ReportSettings:
     # JSON of the original study's published figures (may use the study's variables); a missing
     # file leaves the reference columns out of the report.
     reference: str = DEFAULT_REFERENCE
+    # Classes whose val IoU every row shows in one table beside its mIoU (an ablation's table); empty:
+    # no such table. Names as the dataset spells them.
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,31 @@ def test_kitti_table_and_reference_columns_come_from_the_json(report):
     assert published[2] == ["val", "0.8100", "0.8200", "0.8300", "0.7100", "0.6100", "0.7200", "0.6200"]
 
 
+def test_chosen_classes_table_has_every_camvid_row(report, small_study, tmp_path, capsys):
+    tables, metrics, _ = report
+    chosen = _table(tables, "row", "IoU Column_Pole")
+    assert chosen[0] == ["row", "val mIoU", "vs first row", "IoU SignSymbol", "IoU Column_Pole", "epochs"]
+    first, second = metrics["simple"], metrics["pspnet"]
+    iou = {c["name"]: c["iou"] for c in second["classes"]}
+    assert chosen[1][1:3] == [f"{first['mIoU']:.4f}", "-"]
+    assert chosen[2][1:] == [
+        f"{second['mIoU']:.4f}",
+        f"{second['mIoU'] - first['mIoU']:+.4f}",
+        f"{iou['SignSymbol']:.3f}",
+        f"{iou['Column_Pole']:.3f}",
+        "3",  # the PSPNet row trains for 3 epochs
+    ]
+    assert len(chosen) == 3  # the KITTI row has other classes: not in this table
+
+    # A class no dataset of the runs has is an error that names it, before anything is written.
+    _, out = small_study
+    runs = [str(out / name) for name in ("simple", "pspnet")]
+    command = ["report", *runs, "--out", str(tmp_path / "typo"), "--classes", "Pole", "Car", "--no-progress"]
+    assert main(command) == 2
+    assert "classes Pole are not all in one dataset" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
 def test_object_size_table(report):
     tables, _, html = report
     sizes = _table(tables, "class", "object area (px)")

@@ -45,6 +45,7 @@ def build_report(
     groups: dict[tuple[str, ...], list[Run]] = {}
     for run in runs:
         groups.setdefault(tuple(run.class_names), []).append(run)
+    _check_classes(settings.classes, list(groups))
     blocks: list[Block] = [Paragraph(intro)] if intro else []
     blocks += [
         Paragraph(
@@ -77,6 +78,8 @@ def _group_section(
         *tables.published_tables(group, published),
         tables.protocol_table(group),
     ]
+    if settings.classes and set(settings.classes) <= set(classes):
+        blocks.insert(2, tables.chosen_classes_table(group, settings.classes))
     # Per-class tables, analysis and image grids only where the classes are too many for the results table.
     pair = _compared(group, settings.compare) if len(classes) > PER_CLASS_COLUMNS else None
     grid: list[Block] = []
@@ -162,6 +165,18 @@ def _transfer_blocks(dataset: str, group: list[Run], runs: list[Run]) -> list[Bl
                 ),
             ]
     return blocks
+
+
+def _check_classes(chosen: Sequence[str], groups: list[tuple[str, ...]]) -> None:
+    """The chosen classes' table needs a dataset that has all of them: a misspelt name is an error,
+    not a table that silently goes missing."""
+    if chosen and not any(set(chosen) <= set(names) for names in groups):
+        known = sorted({name for names in groups for name in names})
+        missing = sorted(set(chosen) - set(known)) or list(chosen)
+        raise SceneSegError(
+            f"report: classes {', '.join(missing)} are not all in one dataset of these runs; "
+            f"their classes are: {', '.join(known)}"
+        )
 
 
 def _compared(group: list[Run], names: Sequence[str]) -> list[Run]:

@@ -61,6 +61,30 @@ def published_tables(group: list[Run], published: Published | None) -> list[Tabl
     return [Table(tuple(headers), tuple(rows), caption="The original study's published figures on this dataset.")]
 
 
+def chosen_classes_table(group: list[Run], classes: tuple[str, ...]) -> Table:
+    """Every row's val mIoU, its difference to the first row, and the val IoU of `classes` (an
+    ablation's table: the first row is the baseline the others change one setting of)."""
+    names = group[0].class_names
+    columns = [names.index(c) for c in classes]
+    first = group[0].metrics["mIoU"]
+    rows = tuple(
+        (
+            run.label,
+            fmt(run.metrics["mIoU"]),
+            "-" if run is group[0] else _difference(first, run.metrics["mIoU"]),
+            *(fmt(run.metrics["classes"][i]["iou"], 3) for i in columns),
+            str(len(run.history)),
+        )
+        for run in group
+    )
+    return Table(
+        ("row", "val mIoU", "vs first row", *(f"IoU {c}" for c in classes), "epochs"),
+        rows,
+        caption="Final evaluation of each row's `best.pt` on val. One run per row: rows closer than "
+        "0.02 in mIoU need a second seed before they are ranked.",
+    )
+
+
 def protocol_table(group: list[Run]) -> Table:
     columns = list(protocol(group[0]))
     return Table(
