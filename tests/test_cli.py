@@ -253,3 +253,9 @@ def test_overrides_may_follow_options(capsys):
         assert f"unrecognized arguments: {bad[-1]}" in capsys.readouterr().err
     assert main(["export", "run/best.pt", "train.epochs=2"]) == 2  # export takes no overrides
     assert "unrecognized arguments: train.epochs=2" in capsys.readouterr().err
+    # `--only` takes the words after it; the overrides among them are overrides, not row names.
+    args = parse_arguments(["study", "s.yaml", "a=1", "--only", "enet", "train.epochs=3", "lovasz", "b=2"])
+    assert args.only == ["enet", "lovasz"] and args.overrides == ["a=1", "train.epochs=3", "b=2"]
+    with pytest.raises(SystemExit):
+        parse_arguments(["study", "s.yaml", "--only", "train.epochs=3"])
+    assert "--only: expected at least one row name" in capsys.readouterr().err

@@ -249,6 +249,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
+    if getattr(args, "only", None):
+        # `--only ROW ...` takes every word after it, overrides too (`--only enet train.epochs=3`);
+        # a row name never holds "=", so those words are overrides.
+        args.overrides += [word for word in args.only if "=" in word]
+        args.only = [word for word in args.only if "=" not in word]
+        if not args.only:
+            parser.error("--only: expected at least one row name before the overrides")
     if getattr(args, "config", None) and "=" in args.config:
         # argparse cannot tell an override from an omitted config: `sceneseg train train.epochs=2`.
         args.overrides.insert(0, args.config)
