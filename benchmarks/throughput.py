@@ -22,6 +22,10 @@ MODELS = {
     "pspnet18": ("pspnet", dict(backbone="resnet18", deep_stem=False)),
     "pspnet50": ("pspnet", dict(backbone="resnet50", deep_stem=True)),
     "deeplabv3plus18": ("deeplabv3plus", dict(backbone="resnet18", deep_stem=False, output_stride=16)),
+    "deeplabv3plus18_fine": (
+        "deeplabv3plus",
+        dict(backbone="resnet18", deep_stem=False, output_stride=16, decoder_stride=2),
+    ),
 }
 
 

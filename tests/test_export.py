@@ -40,6 +40,13 @@ FAMILIES = {
         "model.output_stride=8",
         "model.aspp_channels=32",
     ],
+    # The stride-2 stage on the stem (decoder_stride 2), at output stride 16.
+    "deeplabv3plus_fine": [
+        "model.name=deeplabv3plus",
+        "model.num_classes=5",
+        "model.decoder_stride=2",
+        "model.aspp_channels=32",
+    ],
 }
 
 

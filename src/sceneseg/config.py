@@ -74,6 +74,7 @@ class ModelConfig:
     output_stride: int | None = None
     zoom_factor: int | None = None
     aspp_channels: int | None = None
+    decoder_stride: int | None = None  # DeepLabV3+: 4 (the paper's) or 2 (a stage on the stem too)
 
 
 @dataclass(frozen=True)

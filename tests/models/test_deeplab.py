@@ -85,6 +85,32 @@ def test_skip_takes_layer1_and_reaches_the_logits_locally() -> None:
     assert cols.min() >= 16 * 4 - 20 and cols.max() <= 16 * 4 + 20
 
 
+@pytest.mark.parametrize("deep_stem, stem_channels", [(False, 64), (True, 128)])
+def test_decoder_stride_2_reads_the_stem_and_reaches_the_logits_finely(deep_stem: bool, stem_channels: int) -> None:
+    net = small(decoder_stride=2, deep_stem=deep_stem).eval()
+    assert small().fine is None and not any(k.startswith("fine.") for k in small().state_dict())
+    assert {k.split(".")[1] for k in net.state_dict() if k.startswith("fine.")} == {"reduce", "skip", "fuse"}
+    assert net.classifier.in_channels == 64 and net.fine.skip[0].in_channels == stem_channels
+    seen = {}
+    net.backbone.maxpool.register_forward_pre_hook(lambda m, args: seen.__setitem__("stem", args[0]))
+    net.fine.skip.register_forward_pre_hook(lambda m, args: seen.__setitem__("skip", args[0]))
+    x = torch.randn(1, 3, 97, 130)
+    with torch.no_grad():
+        base = net(x)["out"]
+    assert base.shape == (1, NUM_CLASSES, 97, 130)
+    assert seen["skip"] is seen["stem"] and seen["skip"].shape == (1, stem_channels, 49, 65)  # stride 2
+    # A change of one stem cell on the skip path moves the logits within one 3x3 conv at stride 2
+    # (and the bilinear upsampling): a few pixels, where the stride-4 skip reaches 12-16.
+    delta = torch.zeros(1, stem_channels, 49, 65)
+    delta[:, :, 24, 32] = 50.0
+    net.fine.skip.register_forward_pre_hook(lambda m, args: args[0] + delta)
+    with torch.no_grad():
+        changed = (net(x)["out"] - base).abs().amax(1)[0] > 1e-5
+    rows, cols = changed.nonzero(as_tuple=True)
+    assert changed[24 * 2, 32 * 2]
+    assert rows.min() >= 48 - 6 and rows.max() <= 48 + 6 and cols.min() >= 64 - 6 and cols.max() <= 64 + 6
+
+
 def test_aux_only_when_enabled_and_training() -> None:
     x = torch.randn(2, 3, 33, 41)  # two images: image pooling's BatchNorm cannot train on one value
     net = small(aux_loss=True).train()
@@ -136,6 +162,7 @@ def test_factory_and_build_model_errors() -> None:
     for options, word in [
         ({"output_stride": 32}, "output_stride = 32: expected one of 8 or 16"),
         ({"aspp_channels": 0}, "aspp_channels = 0"),
+        ({"decoder_stride": 8}, "decoder_stride = 8: expected 4"),
         ({"backbone": "vgg16"}, "vgg16"),
         ({"num_classes": 0}, "num_classes"),
     ]:
@@ -145,8 +172,9 @@ def test_factory_and_build_model_errors() -> None:
         config = load_config(None, ["model.name=deeplabv3plus", f"model.{key}={value}"])
         with pytest.raises(ConfigError, match=f"model.{key} does not apply to model 'deeplabv3plus'"):
             build_model(config.model)
-    with pytest.raises(ConfigError, match="model.aspp_channels does not apply to model 'pspnet'"):
-        build_model(load_config(None, ["model.name=pspnet", "model.aspp_channels=64"]).model)
+    for key in ("aspp_channels", "decoder_stride"):
+        with pytest.raises(ConfigError, match=f"model.{key} does not apply to model 'pspnet'"):
+            build_model(load_config(None, ["model.name=pspnet", f"model.{key}=4"]).model)
 
 
 def test_check_trainable_needs_two_frames_for_image_pooling() -> None:

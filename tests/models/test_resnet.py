@@ -177,8 +177,8 @@ def test_shapes_and_channels(r18: ResNet, r50: ResNet) -> None:
     assert sd50["layer4.2.conv3.weight"].shape == (2048, 512, 1, 1)
     # v1.5: a Bottleneck strides on its 3x3 conv, not on the first 1x1.
     assert r50.layer2[0].conv1.stride == (1, 1) and r50.layer2[0].conv2.stride == (2, 2)
-    assert r18.channels == {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}
-    assert r50.channels == {"layer1": 256, "layer2": 512, "layer3": 1024, "layer4": 2048}
+    assert r18.channels == {"stem": 64, "layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}
+    assert r50.channels == {"stem": 64, "layer1": 256, "layer2": 512, "layer3": 1024, "layer4": 2048}
     assert not hasattr(r50, "fc") and not hasattr(r50, "avgpool")
 
 
@@ -213,8 +213,9 @@ def test_output_stride_and_feature_shapes(arch: str, flags: tuple, stride: int) 
     assert model.output_stride == stride
     with torch.no_grad():
         feats = model(torch.randn(1, 3, 64, 96))
-    assert list(feats) == ["layer1", "layer2", "layer3", "layer4"]
-    sizes = {"layer1": 4, "layer2": 8, "layer3": min(16, stride), "layer4": stride}
+    assert list(feats) == ["stem", "layer1", "layer2", "layer3", "layer4"]
+    assert model.channels["stem"] == (128 if stride == 8 else 64)  # the deep stem ends with 128
+    sizes = {"stem": 2, "layer1": 4, "layer2": 8, "layer3": min(16, stride), "layer4": stride}
     for name, f in feats.items():
         assert f.shape == (1, model.channels[name], 64 // sizes[name], 96 // sizes[name]), name
 

@@ -89,7 +89,10 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """ResNet trunk returning {"layer1": ..., "layer4": ...}; see `channels` and `output_stride`.
+    """ResNet trunk returning {"stem": ..., "layer1": ..., "layer4": ...}; see `channels` and `output_stride`.
+
+    "stem" is the stem's stride-2 output before the max pool (for decoders that predict finer than
+    stride 4).
 
     `replace_stride_with_dilation` has torchvision's meaning: one flag each for layer2, layer3 and
     layer4; a flagged layer keeps stride 1 and doubles the dilation, which carries over to the
@@ -135,13 +138,13 @@ class ResNet(nn.Module):
 
         self.dilation = 1
         self.output_stride = 4  # stem conv and maxpool
+        stem_channels = self.inplanes
         self.layer1 = self._make_layer(block, 64, layers[0])
         self.layer2 = self._make_layer(block, 128, layers[1], 2, replace_stride_with_dilation[0])
         self.layer3 = self._make_layer(block, 256, layers[2], 2, replace_stride_with_dilation[1])
         self.layer4 = self._make_layer(block, 512, layers[3], 2, replace_stride_with_dilation[2])
-        self.channels: dict[str, int] = {
-            name: planes * block.expansion for name, planes in zip(_STAGES, (64, 128, 256, 512))
-        }
+        self.channels: dict[str, int] = {"stem": stem_channels}
+        self.channels.update({name: planes * block.expansion for name, planes in zip(_STAGES, (64, 128, 256, 512))})
         self._init_weights(zero_init_residual)
 
     def _make_layer(
@@ -189,8 +192,8 @@ class ResNet(nn.Module):
         if self.deep_stem:
             x = self.relu(self.bn2(self.conv2(x)))
             x = self.relu(self.bn3(self.conv3(x)))
+        features: dict[str, Tensor] = {"stem": x}
         x = self.maxpool(x)
-        features: dict[str, Tensor] = {}
         for name in _STAGES:
             x = getattr(self, name)(x)
             features[name] = x
