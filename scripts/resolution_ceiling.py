@@ -28,14 +28,18 @@ HARD = ("SignSymbol", "Column_Pole", "Pedestrian", "Bicyclist", "Fence")
 THRESHOLDS = torch.tensor([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5])
 
 
-def round_trip(label: torch.Tensor, num_classes: int, short_side: int, stride: int) -> torch.Tensor:
-    """(num_classes, H, W): the label's one-hot map after a round trip through the output grid."""
-    height, width = label.shape
-    factor = short_side / min(height, width) / stride
-    grid = (max(1, round(height * factor)), max(1, round(width * factor)))
+def one_hot_label(label: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(1, num_classes, H, W) float one-hot map of an H x W label; unlabelled pixels are all zeros."""
     valid = label < num_classes
     one_hot = F.one_hot(torch.where(valid, label, 0).long(), num_classes).permute(2, 0, 1).float()
-    one_hot = (one_hot * valid).unsqueeze(0)
+    return (one_hot * valid).unsqueeze(0)
+
+
+def round_trip(one_hot: torch.Tensor, short_side: int, stride: int) -> torch.Tensor:
+    """(num_classes, H, W): a one_hot_label map after a round trip through the output grid."""
+    height, width = one_hot.shape[-2:]
+    factor = short_side / min(height, width) / stride
+    grid = (max(1, round(height * factor)), max(1, round(width * factor)))
     coarse = F.interpolate(one_hot, size=grid, mode="area")
     return F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)[0]
 
@@ -63,14 +67,15 @@ def main() -> None:
     for index in range(len(dataset)):
         label = torch.from_numpy(dataset.load_raw(index)[1])
         valid = label < len(CAMVID_CLASSES)
+        one_hot = one_hot_label(label, len(CAMVID_CLASSES))  # once per frame, for every setting
         for short_side, stride in settings:
-            shares = round_trip(label, len(CAMVID_CLASSES), short_side, stride)
+            shares = round_trip(one_hot, short_side, stride)
             confusions[short_side, stride].update(shares.argmax(0), label)
             for k, c in enumerate(columns):
                 favoured[short_side, stride][k] += threshold_counts(shares[c], label == c, valid)
     print(f"IoU ceiling on {len(dataset)} {args.split} frames of {args.root}")
     print("\narg-max of the exact class shares:\n")
-    _print_table(args.classes, {s: (c.mean_iou(), [c.iou()[i] for i in columns]) for s, c in confusions.items()})
+    _print_table(args.classes, {s: (c.mean_iou(), c.iou()[columns].tolist()) for s, c in confusions.items()})
     steps = ", ".join(f"{t:g}" for t in THRESHOLDS.tolist())
     print(f"\neach class called where its share reaches a threshold (in brackets: the best of {steps}):\n")
     rows = {}

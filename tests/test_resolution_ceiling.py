@@ -23,10 +23,10 @@ def _pole_frame() -> torch.Tensor:
 
 def test_the_full_grid_keeps_the_label_and_a_coarse_one_loses_the_pole():
     label = _pole_frame()
-    exact = ceiling.round_trip(label, 3, short_side=32, stride=1)
+    exact = ceiling.round_trip(ceiling.one_hot_label(label, 3), short_side=32, stride=1)
     assert torch.equal(exact.argmax(0)[:-1], label[:-1].long())
     assert exact[:, -1].sum() == 0  # unlabelled pixels belong to no class
-    coarse = ceiling.round_trip(label, 3, short_side=32, stride=8)
+    coarse = ceiling.round_trip(ceiling.one_hot_label(label, 3), short_side=32, stride=8)
     # a grid cell of 8 columns holds at most 2 pole columns: a share of 1/4, never the arg-max
     assert coarse[2].max() <= 0.25 + 1e-6 and not (coarse.argmax(0) == 2).any()
     # shares sum to 1 where no cell that holds the unlabelled row is interpolated from (rows 0-19)
@@ -35,7 +35,7 @@ def test_the_full_grid_keeps_the_label_and_a_coarse_one_loses_the_pole():
 
 def test_favouring_a_class_finds_it_at_the_best_threshold():
     label = _pole_frame()
-    shares = ceiling.round_trip(label, 3, short_side=32, stride=8)
+    shares = ceiling.round_trip(ceiling.one_hot_label(label, 3), short_side=32, stride=8)
     valid = label < 3
     counts = ceiling.threshold_counts(shares[2], label == 2, valid)
     intersection, union = counts[:, 0], counts[:, 1]

@@ -139,7 +139,7 @@ def lovasz_softmax(logits: torch.Tensor, target: torch.Tensor, reduction: str = 
         return logits.sum() * 0.0  # nothing labelled: no loss, but a graph to call backward on
     present = torch.bincount(truth, minlength=probs.shape[1]).nonzero().squeeze(1)  # no sort, unlike unique()
     # One sort of all present classes' rows (classes x pixels) instead of one per class: the same
-    # values, and a third less time on a 2-core CPU, where Lovász's sort costs as much as a step.
+    # values in less than half the time on a 2-core CPU (benchmarks/losses.py), where the sort dominates.
     foreground = (truth.unsqueeze(0) == present.unsqueeze(1)).to(probs.dtype)
     mean = lovasz_extension(foreground, probs[:, present].T).mean()
     return mean * labelled.sum() if reduction == "sum" else mean

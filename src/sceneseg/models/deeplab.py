@@ -17,8 +17,8 @@ Choices where the paper leaves room:
 Not in the paper: `decoder_stride=2` adds a second, narrow decoder stage on the stem's stride-2
 output (FineStage), for classes a few pixels wide. At short side 240 a pole is 1-3 px wide, and even
 exact class probabilities on a stride-4 grid cap its IoU at 0.33 (scripts/resolution_ceiling.py);
-on a stride-2 grid at 0.79. The stage is kept narrow (64 channels), about a tenth more compute on
-ResNet-18 at output stride 16.
+on a stride-2 grid at 0.79. The stage is kept narrow (64 channels): on ResNet-18 at output stride 16
+a CamVid epoch took about 15 % longer with it (README, thin classes).
 """
 
 from __future__ import annotations
