@@ -16,7 +16,8 @@ degrees, blur, flip, 201x201 crops) it measures:
 3. loader: the training run's own DataLoader (sceneseg.loading.train_loader) with 1, 2 and N workers
    (N = os.cpu_count(); --workers), batches of train.batch_size, counted from the first batch on
    (the wait for the first one, the workers' start, is printed apart);
-4. first step: `sceneseg train <config> train.epochs=1` in a new process, from its launch to the first
+4. with --ops, each step of the transform alone (ms per sample, one thread, cached frames);
+5. first step: `sceneseg train <config> train.epochs=1` in a new process, from its launch to the first
    training forward pass (a global module hook notes the time and ends the process there), so
    Python's start and the imports count too; the run's own `phases` in metrics.json start later,
    where training starts.
@@ -90,23 +91,32 @@ class OneThread:
         torch.set_num_threads(self.saved[1])
 
 
-def measure_transform(config, frames: int, seconds: float, before: bool = False) -> float:
-    """Images/s of the training transform alone on `frames` train frames decoded beforehand, one thread:
-    from the frames the dataset cache holds (resized already) to uint8 crops, or with `before` as
-    before issue 13 moved work out of the workers: from the native frames to host-normalised floats."""
+def _decoded_frames(config, frames: int, prepared: bool):
+    """The training transform the config builds (sceneseg.data.train_transform) and `frames` train
+    frames decoded for it: as the dataset cache holds them (resized to the short side) if
+    `prepared`, else native."""
     import dataclasses
 
     from sceneseg.builders import build_dataset
     from sceneseg.data.base import read_image
-    from sceneseg.data.transforms import normalize_images
 
     # The training split without its cache (only headers are read) gives the files and the very
-    # transform training builds from the config (sceneseg.data.train_transform).
+    # transform training builds from the config.
     files = build_dataset(dataclasses.replace(config.data, cache=False), "train", "train")
     transform = files.transform
     decoded = [(read_image(image), files.read_label(label)) for image, label in files.pairs[:frames]]
-    if not before:
+    if prepared:
         decoded = [transform.prepare(image, label) for image, label in decoded]
+    return transform, decoded
+
+
+def measure_transform(config, frames: int, seconds: float, before: bool = False) -> float:
+    """Images/s of the training transform alone on `frames` train frames decoded beforehand, one thread:
+    from the frames the dataset cache holds (resized already) to uint8 crops, or with `before` as
+    before issue 13 moved work out of the workers: from the native frames to host-normalised floats."""
+    from sceneseg.data.transforms import normalize_images
+
+    transform, decoded = _decoded_frames(config, frames, prepared=not before)
 
     def one(i: int) -> int:
         image, _ = transform(*decoded[i % len(decoded)], seed=i)
@@ -116,6 +126,50 @@ def measure_transform(config, frames: int, seconds: float, before: bool = False)
 
     with OneThread():
         return rate(one, seconds)
+
+
+def measure_ops(config, frames: int, seconds: float) -> list[tuple[str, float]]:
+    """(op, milliseconds per sample) of each step of the training transform, as measure_transform
+    runs it (one thread, cached frames): where a worker's time goes. An op that fires with some
+    probability is averaged over all samples, the ones it skips included."""
+    transform, decoded = _decoded_frames(config, frames, prepared=True)
+    totals: dict[str, float] = {}
+    # Time each op's class __call__ (albumentations calls every step through it), then undo that.
+    patched = {type(op) for op in transform.compose.transforms}
+    own = {cls: cls.__dict__.get("__call__") for cls in patched}
+    depth = [0]  # a patched class whose parent is patched too is timed once, at the outer call
+    for cls in patched:
+
+        def timed(self, *args, _call=cls.__call__, **kwargs):
+            depth[0] += 1
+            start = time.perf_counter()
+            try:
+                return _call(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    name = type(self).__name__
+                    totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
+
+        cls.__call__ = timed
+    samples = [0]
+
+    def one(i: int) -> int:
+        transform(*decoded[i % len(decoded)], seed=i)
+        samples[0] += 1
+        return 1
+
+    try:
+        with OneThread():
+            rate(one, seconds)
+    finally:
+        for cls, call in own.items():
+            if call is None:
+                del cls.__call__
+            else:
+                cls.__call__ = call
+    names = [type(op).__name__ for op in transform.compose.transforms]
+    return [(name, 1000 * totals.get(name, 0.0) / samples[0]) for name in dict.fromkeys(names)]
 
 
 def measure_dataset(dataset, seconds: float) -> float:
@@ -196,6 +250,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=64, help="frames decoded for the transform alone (default 64)")
     parser.add_argument("--workers", type=int, nargs="*", help="DataLoader workers (default: 1, 2 and all cores)")
     parser.add_argument("--no-first-step", action="store_true", help="skip the time to the first training step")
+    parser.add_argument("--ops", action="store_true", help="also time each step of the transform on its own")
     parser.add_argument("--first-step-child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -249,6 +304,13 @@ def main() -> None:
     for name, processes, images, first in rows:
         first_text = "" if first is None else f"{first:.2f}"
         print(f"| {name} | {processes} | {images:.1f} | {images / processes:.1f} | {first_text} |", flush=True)
+    if args.ops:
+        ops = measure_ops(config, args.frames, args.seconds)
+        total = sum(ms for _, ms in ops)
+        print("\n| transform step | ms per sample | share of the steps |")
+        print("|---|---:|---:|")
+        for name, ms in ops:
+            print(f"| {name} | {ms:.3f} | {ms / total:.0%} |")
     if not args.no_first_step:
         seconds = measure_first_step(args.config, overrides)
         print(f"\ntime from the start of `sceneseg train {args.config}` to its first training step: {seconds:.1f} s")

@@ -132,8 +132,9 @@ def test_every_picture_exists_and_the_html_needs_nothing_else(small_study):
     assert f"{json.loads((out / 'pspnet' / 'metrics.json').read_text())['mIoU']:.4f}" in page
 
 
-def test_report_command_and_its_errors(small_study, tmp_path, capsys):
+def test_report_command_and_its_errors(small_study, tmp_path, capsys, monkeypatch):
     _, out = small_study
+    monkeypatch.chdir(tmp_path)  # paths in the report are shown relative to where the command runs
     target = tmp_path / "rep"
     args = [
         "report",
@@ -156,7 +157,8 @@ def test_report_command_and_its_errors(small_study, tmp_path, capsys):
     markdown = (target / "README.md").read_text()
     assert markdown.startswith("# Two runs\n") and "KITTI" not in markdown
     # no reference file: a note says so, and the reference columns are left out
-    assert f"No reference figures: `{tmp_path / 'no_such.json'}` does not exist" in markdown
+    assert "No reference figures: `no_such.json` does not exist" in markdown
+    assert f"`{Path('..') / out.relative_to(tmp_path.parent) / 'simple'}`" in markdown and str(out) not in markdown
     assert "reference val mIoU" not in markdown and "study: PSPNet" not in markdown
     assert (
         "| class | val pixel share | IoU: 2. PSPNet, backbone of row 1 | IoU: 1. Simple, from scratch "

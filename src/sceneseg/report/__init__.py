@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import SceneSegError
 from . import figures, sections, tables
 from .analysis import FrameAnalysis
-from .document import Block, Figure, Heading, Paragraph, write_report
+from .document import Block, Figure, Heading, Paragraph, shown_path, write_report
 from .qualitative import qualitative_frames
 from .reference import Published, load_published
 from .runs import Run, load_run, pixel_share
@@ -50,7 +50,7 @@ def build_report(
     blocks += [
         Paragraph(
             f"Built by `sceneseg report` from {len(runs)} run folder(s): "
-            + ", ".join(f"`{run.path}`" for run in runs)
+            + ", ".join(f"`{shown_path(run.path)}`" for run in runs)
             + ". Every number is read from the runs' "
             "`metrics.json` (final evaluation of `best.pt`) and `history.json` (per-epoch records), except "
             "the analysis by object size and near boundaries, which predicts the val frames with `best.pt`."

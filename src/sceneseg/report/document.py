@@ -16,6 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def shown_path(path: str | Path) -> str:
+    """`path` as a report shows it: relative to the directory the command ran in, so that a report
+    committed to a repository does not carry one machine's absolute paths (as given if no relative
+    path exists, as between Windows drives)."""
+    try:
+        return os.path.relpath(Path(path).absolute())
+    except ValueError:
+        return str(path)
+
+
 @dataclass(frozen=True)
 class Heading:
     text: str

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .document import shown_path
+
 Curve = tuple[str, list[float], Any]  # label, train loss per epoch, the reference_row it belongs to
 
 
@@ -129,17 +131,18 @@ def load_published(path: str | Path) -> tuple[Published | None, str]:
     """The figures in `path` (None if it is missing or unreadable) and a sentence for the report
     that says where they came from, or why there are none."""
     path = Path(path)
+    shown = shown_path(path)
     how = "give the file with `--reference PATH` (`sceneseg report`) or `study.reference=PATH` (`sceneseg study`)"
     if not path.is_file():
         problem = "is not a file" if path.exists() else "does not exist"
-        return None, f"No reference figures: `{path}` {problem}, so the reference columns are left out; {how}."
+        return None, f"No reference figures: `{shown}` {problem}, so the reference columns are left out; {how}."
     try:
         tree = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"No reference figures: `{path}` could not be read ({exc}), so they are left out; {how}."
+        return None, f"No reference figures: `{shown}` could not be read ({exc}), so they are left out; {how}."
     if not isinstance(tree, dict):
-        return None, f"No reference figures: `{path}` is not a JSON object, so they are left out; {how}."
+        return None, f"No reference figures: `{shown}` is not a JSON object, so they are left out; {how}."
     about = tree.get("about")
-    return Published(path, tree), f"Reference figures read from `{path}`" + (
+    return Published(path, tree), f"Reference figures read from `{shown}`" + (
         f": {about}" if isinstance(about, str) else "."
     )

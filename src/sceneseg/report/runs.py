@@ -17,6 +17,7 @@ import numpy as np
 from ..checkpoint import load_checkpoint
 from ..config import Config, config_from_dict
 from ..errors import SceneSegError
+from .document import shown_path
 
 
 @dataclass
@@ -113,11 +114,11 @@ def converged_epoch(history: list[dict], key: str = "train_loss", tolerance: flo
 
 def backbone_init(config: Config) -> str:
     if config.train.init_from:
-        return f"all but the classifier from `{config.train.init_from}`"
+        return f"all but the classifier from `{shown_path(config.train.init_from)}`"
     pretrained = config.model.pretrained
     if pretrained is None:
         return "random"
-    return "ImageNet (torchvision)" if pretrained == "imagenet" else f"`{pretrained}`"
+    return "ImageNet (torchvision)" if pretrained == "imagenet" else f"`{shown_path(pretrained)}`"
 
 
 def protocol(run: Run) -> dict[str, str]:
