@@ -181,6 +181,31 @@ def test_report_command_and_its_errors(small_study, tmp_path, capsys, monkeypatc
     ]
 
 
+def test_runs_kept_as_records_are_tabled_but_not_compared(small_study, tmp_path, capsys):
+    """A run folder without best.pt (docs/ keeps config.yaml, metrics.json, history.json) is read from
+    its config.yaml; only a run with weights can be compared, and naming one without is an error."""
+    _, out = small_study
+    kept = tmp_path / "pspnet_kept"
+    kept.mkdir()
+    for name in ("config.yaml", "metrics.json", "history.json", "row.json"):
+        shutil.copy(out / "pspnet" / name, kept / name)
+    target = tmp_path / "rep"
+    assert main(["report", str(out / "simple"), str(kept), "--out", str(target), "--no-progress"]) == 0
+    markdown = (target / "README.md").read_text()
+    results = _table(_tables(markdown), "row", "val mIoU")
+    kept_miou = json.loads((kept / "metrics.json").read_text())["mIoU"]
+    assert any(r[0] == "2. PSPNet, backbone of row 1" and f"{kept_miou:.4f}" in r for r in results)
+    assert "Kept as records without `best.pt` (`pspnet_kept`)" in markdown
+    assert "per-class IoU" not in markdown and not (target / "camvid_qualitative.png").exists()
+
+    args = ["report", str(out / "simple"), str(kept), "--out", str(tmp_path / "rep2"), "--compare", "simple"]
+    assert main([*args, "pspnet_kept", "--no-progress"]) == 2
+    assert "--compare pspnet_kept:" in capsys.readouterr().err and not (tmp_path / "rep2").exists()
+    (kept / "config.yaml").unlink()
+    assert main(["report", str(kept), "--out", str(tmp_path / "rep3")]) == 2
+    assert "has neither best.pt nor config.yaml" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(
     not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
     reason="headless Chromium is not installed (Debian: apt-get install chromium)",

@@ -54,6 +54,7 @@ def build_report(
             + ". Every number is read from the runs' "
             "`metrics.json` (final evaluation of `best.pt`) and `history.json` (per-epoch records), except "
             "the analysis by object size and near boundaries, which predicts the val frames with `best.pt`."
+            + _records_only_note(runs)
         )
     ]
     published, note = load_published(settings.reference)
@@ -179,16 +180,31 @@ def _check_classes(chosen: Sequence[str], groups: list[tuple[str, ...]]) -> None
         )
 
 
-def _compared(group: list[Run], names: Sequence[str]) -> list[Run]:
+def _compared(group: list[Run], names: Sequence[str]) -> list[Run] | None:
     """The two runs to show side by side: `names` when both are in the group, else the best
-    SimpleSegmentationNet and the best PSPNet, else the two best runs."""
+    SimpleSegmentationNet and the best PSPNet, else the two best runs; only runs with best.pt can be
+    compared (None: fewer than two have it)."""
     by_name = {run.name: run for run in group}
     if names and all(n in by_name for n in names):
+        for name in names:
+            if not by_name[name].has_weights:
+                raise SceneSegError(
+                    f"report: --compare {name}: {shown_path(by_name[name].path)} has no best.pt, and the "
+                    f"comparison predicts the val frames with it; compare two runs that have their weights"
+                )
         return [by_name[n] for n in names]
-    ranked = sorted(group, key=lambda r: -r.metrics["mIoU"])
+    ranked = sorted((r for r in group if r.has_weights), key=lambda r: -r.metrics["mIoU"])
     best = [next((r for r in ranked if r.config.model.name == kind), None) for kind in ("simple", "pspnet")]
     pair = [r for r in best if r is not None]
-    return pair if len(pair) == 2 else ranked[:2]
+    pair = pair if len(pair) == 2 else ranked[:2]
+    return pair if len(pair) == 2 else None
+
+
+def _records_only_note(runs: list[Run]) -> str:
+    kept = [f"`{run.name}`" for run in runs if not run.has_weights]
+    if not kept:
+        return ""
+    return f" Kept as records without `best.pt` ({', '.join(kept)}): in the tables and curves, not compared."
 
 
 def _source(run: Run, runs: list[Run]) -> Run | None:

@@ -2,7 +2,9 @@
 
 Every number comes from a run's own files: metrics.json (the final evaluation and its confusion
 matrix), history.json (per-epoch records), row.json (label and the original study's row, written
-by `sceneseg study`) and the config stored in best.pt.
+by `sceneseg study`) and the config stored in best.pt. A run kept as records only (config.yaml,
+metrics.json and history.json, without its weights, as `docs/` keeps finished runs) has every number
+of the tables and curves; only the sections that predict frames need best.pt.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from ..checkpoint import load_checkpoint
 from ..config import Config, config_from_dict
@@ -29,6 +32,7 @@ class Run:
     config: Config
     metrics: dict
     history: list[dict]
+    has_weights: bool = True  # False: records only, no best.pt to predict with
 
     @property
     def class_names(self) -> list[str]:
@@ -50,7 +54,7 @@ class Run:
 
 def load_run(path: Path) -> Run:
     path = Path(path)
-    for name in ("metrics.json", "history.json", "best.pt"):
+    for name in ("metrics.json", "history.json"):
         if not (path / name).is_file():
             raise SceneSegError(
                 f"{path} is not a finished run: it has no {name} (finish it with "
@@ -68,7 +72,8 @@ def load_run(path: Path) -> Run:
                 f"{path / 'metrics.json'} lacks {key!r}: written by an older sceneseg? "
                 f"Re-run `sceneseg train ... --resume` to evaluate again"
             )
-    config = config_from_dict(load_checkpoint(path / "best.pt")["config"])
+    has_weights = (path / "best.pt").is_file()
+    config = _stored_config(path, has_weights)
     return Run(
         name=path.name,
         path=path,
@@ -77,7 +82,24 @@ def load_run(path: Path) -> Run:
         config=config,
         metrics=metrics,
         history=history,
+        has_weights=has_weights,
     )
+
+
+def _stored_config(path: Path, has_weights: bool) -> Config:
+    """The run's config: best.pt's copy, or config.yaml for a run kept as records only."""
+    if has_weights:
+        return config_from_dict(load_checkpoint(path / "best.pt")["config"])
+    if not (path / "config.yaml").is_file():
+        raise SceneSegError(
+            f"{path} is not a finished run: it has neither best.pt nor config.yaml (a run kept as records "
+            f"needs config.yaml, metrics.json and history.json)"
+        )
+    try:
+        tree = yaml.safe_load((path / "config.yaml").read_text())
+    except yaml.YAMLError as exc:
+        raise SceneSegError(f"{path / 'config.yaml'} is not valid YAML ({' '.join(str(exc).split())})") from None
+    return config_from_dict(tree)
 
 
 def pixel_share(run: Run) -> np.ndarray:
