@@ -76,3 +76,9 @@ def test_settings_of_an_eval_section_share_its_defaults_and_its_checks():
         InferenceSettings(crop_size=16).check()
     with pytest.raises(ConfigError, match=r"mode = 'crop': expected 'whole' or 'slide'"):
         InferenceSettings(mode="crop").check()
+
+
+def test_precision_names_what_a_run_computed_in():
+    cpu = torch.device("cpu")
+    assert Precision(cpu).describe() == "fp32"
+    assert Precision(cpu, bf16=True, channels_last=True).describe() == "bf16 autocast, channels_last"

@@ -36,6 +36,10 @@ class Precision:
     bf16: bool = False
     channels_last: bool = False
 
+    def describe(self) -> str:
+        """E.g. "bf16 autocast, channels_last": how a run's numbers were computed, for its records."""
+        return ("bf16 autocast" if self.bf16 else "fp32") + (", channels_last" if self.channels_last else "")
+
     def targets(self, target: torch.Tensor) -> torch.Tensor:
         """Label maps (uint8 from the datasets, a quarter of the bytes) as the losses take them."""
         return target.to(self.device, non_blocking=True).long()

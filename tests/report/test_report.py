@@ -13,8 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
+import yaml
 
 from sceneseg.cli import main
+from sceneseg.config import config_from_dict
+from sceneseg.evaluation import resolve_precision
 from sceneseg.report.runs import converged_epoch
 from tests.conftest import REFERENCE
 
@@ -73,7 +77,11 @@ def test_tables_hold_the_numbers_of_the_runs(small_study):
         cells = dict(zip(protocol[0], next(r for r in protocol if r[0] == label[name])))
         minutes = (sum(r["seconds"] for r in history) + metrics["eval_seconds"]) / 60
         assert (cells["epochs"], cells["wall time"]) == (str(len(history)), f"{minutes:.1f} min")
-        assert cells["hardware"] == metrics["hardware"] and metrics["hardware"].startswith("CPU: ")
+        config = config_from_dict(yaml.safe_load((out / name / "config.yaml").read_text()))
+        # the precision the run trained and was scored in, as the one decision resolves it on this machine
+        assert metrics["precision"] == resolve_precision(config, torch.device("cpu")).describe()
+        assert cells["hardware"] == f"{metrics['hardware']}, {metrics['precision']}"
+        assert metrics["hardware"].startswith("CPU: ")
         assert cells["evaluation"] == "whole, short side 64" and cells["crop"] == "64 (short side 64)"
     assert "simple/best.pt" in dict(zip(protocol[0], protocol[2]))["backbone init"]
 

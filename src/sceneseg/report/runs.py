@@ -166,7 +166,9 @@ def protocol(run: Run) -> dict[str, str]:
         "augmentation": "yes" if c.data.data_aug else "no",
         "backbone init": backbone_init(c),
         "evaluation": evaluation,
-        "hardware": run.metrics.get("hardware", "not recorded"),
+        "hardware": ", ".join(
+            filter(None, [run.metrics.get("hardware", "not recorded"), run.metrics.get("precision")])
+        ),
         "wall time": f"{minutes:.1f} min",
     }
 
