@@ -92,6 +92,17 @@ def test_same_seed_same_output_different_seed_different():
     assert not torch.equal(a[0], c[0])
 
 
+def test_a_read_only_label_comes_back_as_a_copy(recwarn):
+    # Whole-frame evaluation returns the (cached, read-only) label untouched: its tensor must not be
+    # a view that could write into the cache.
+    image, label = pattern()
+    label.setflags(write=False)
+    _, label_t = whole_transform(short_side=None)(image, label, 0)
+    assert torch.equal(label_t, torch.from_numpy(label.copy())) and not recwarn.list
+    label_t[0, 0] = label_t[0, 0] + 1
+    assert label[0, 0] != label_t[0, 0]
+
+
 def test_children_get_independent_seeds():
     # albumentations gives every child the same seed; without our fix both flips always coincide.
     transform = SegTransform(A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]))

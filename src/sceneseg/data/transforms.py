@@ -74,7 +74,9 @@ class SegTransform:
         else:
             image_out, label_out = self.compose(image=image)["image"], label
         image_t = torch.from_numpy(np.ascontiguousarray(image_out.transpose(2, 0, 1)))
-        return image_t, torch.from_numpy(np.ascontiguousarray(label_out))
+        # The whole-frame label is the dataset's cached array, kept read-only; the tensor gets its own copy,
+        # so nothing downstream can write into the cache (and torch warns about no shared read-only memory).
+        return image_t, torch.from_numpy(np.require(label_out, requirements=("C", "W")))
 
     def prepare(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The pair after the pipeline's deterministic first step, the short-side resize, for a cache
