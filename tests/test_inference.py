@@ -82,3 +82,32 @@ def test_precision_names_what_a_run_computed_in():
     cpu = torch.device("cpu")
     assert Precision(cpu).describe() == "fp32"
     assert Precision(cpu, bf16=True, channels_last=True).describe() == "bf16 autocast, channels_last"
+
+
+class Constant(nn.Module):
+    """Every pixel gets the logits ln(0.5), ln(0.3), ln(0.2)."""
+
+    def forward(self, x):
+        logits = torch.tensor([0.5, 0.3, 0.2]).log().view(1, 3, 1, 1)
+        return {"out": logits.expand(x.shape[0], 3, *x.shape[-2:])}
+
+
+def test_class_bias_adds_to_the_log_probabilities_and_renormalises():
+    import math
+
+    from sceneseg.config import load_config
+    from sceneseg.errors import ConfigError
+
+    frames = torch.zeros(1, 3, 8, 8)
+    plain = predict_probs(Constant(), frames, InferenceSettings(short_side=None), CPU, 3, (8, 8))
+    biased = predict_probs(
+        Constant(), frames, InferenceSettings(short_side=None, class_bias=(0.0, math.log(2), 0.0)), CPU, 3, (8, 8)
+    )
+    torch.testing.assert_close(plain[0, :, 0, 0], torch.tensor([0.5, 0.3, 0.2]))
+    # 0.5 : 0.6 : 0.2, so class 1 now wins
+    torch.testing.assert_close(biased[0, :, 3, 5], torch.tensor([0.5, 0.6, 0.2]) / 1.3)
+    assert (biased.argmax(1) == 1).all()
+    with pytest.raises(ConfigError, match=r"class_bias = \[0.0, 1.0\]: expected one value per class \(3 classes\)"):
+        predict_probs(Constant(), frames, InferenceSettings(short_side=None, class_bias=(0.0, 1.0)), CPU, 3, (8, 8))
+    with pytest.raises(ConfigError, match=r"eval.class_bias = \[0.0, inf\]: expected finite numbers"):
+        load_config(None, ["eval.class_bias=[0, .inf]"])

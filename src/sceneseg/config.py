@@ -130,6 +130,8 @@ class EvalConfig:
     stride_rate: float = STRIDE_RATE  # window stride as a fraction of crop_size
     flip: bool = False  # average with the mirrored prediction
     scales: tuple[float, ...] = (1.0,)  # multi-scale: factors on short_side, probabilities averaged
+    # Added to class log-probabilities before the arg-max; -tau*ln(w) curbs class weights w (scripts/class_bias.py)
+    class_bias: tuple[float, ...] = ()
     batch_size: int = 4
 
 

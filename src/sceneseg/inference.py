@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from .config import EvalConfig
 from .data.transforms import normalize_images
+from .errors import ConfigError
 from .inference_options import check_inference_options
 
 
@@ -88,6 +89,7 @@ class InferenceSettings:
     stride_rate: float = EvalConfig.stride_rate
     flip: bool = EvalConfig.flip
     scales: tuple[float, ...] = EvalConfig.scales
+    class_bias: tuple[float, ...] = EvalConfig.class_bias  # log-space, one per class (empty: none)
 
     @classmethod
     def from_eval(cls, evaluation: EvalConfig) -> InferenceSettings:
@@ -100,6 +102,7 @@ class InferenceSettings:
             stride_rate=evaluation.stride_rate,
             flip=evaluation.flip,
             scales=tuple(evaluation.scales),
+            class_bias=tuple(evaluation.class_bias),
         ).check()
 
     def check(self) -> InferenceSettings:
@@ -175,4 +178,15 @@ def predict_probs(
         else:
             probs = _softmax(model, scaled, precision, settings.flip)
         result += F.interpolate(probs, size=out_size, mode="bilinear", align_corners=False)
-    return result / len(settings.scales)
+    return _with_bias(result / len(settings.scales), settings.class_bias)
+
+
+def _with_bias(probs: torch.Tensor, bias: tuple[float, ...]) -> torch.Tensor:
+    """`probs` with `bias` added to their logarithms, renormalised: the probabilities a model with
+    those logit offsets would give, so that arg-max, confidence and mIoU all see the same change."""
+    if not bias:
+        return probs
+    if len(bias) != probs.shape[1]:
+        raise ConfigError(f"class_bias = {list(bias)}: expected one value per class ({probs.shape[1]} classes)")
+    scaled = probs * torch.tensor(bias, dtype=probs.dtype, device=probs.device).exp().view(1, -1, 1, 1)
+    return scaled / scaled.sum(1, keepdim=True)

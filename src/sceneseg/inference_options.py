@@ -6,6 +6,7 @@ load time with exactly the rules `sceneseg predict` and `sceneseg.predict` apply
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ def check_inference_options(options: Any, prefix: str, modes: Sequence[str] = IN
     """Raise a ConfigError naming the first value of `options` that inference cannot work with.
 
     `options` is an EvalConfig or an InferenceSettings (mode, short_side, crop_size, stride_rate,
-    scales); a key is named `prefix` + field, e.g. "eval.crop_size".
+    scales, class_bias); a key is named `prefix` + field, e.g. "eval.crop_size".
     """
     checks = [
         (options.mode in modes, "mode", options.mode, " or ".join(repr(mode) for mode in modes)),
@@ -42,6 +43,7 @@ def check_inference_options(options: Any, prefix: str, modes: Sequence[str] = IN
             list(options.scales),
             "a non-empty list of positive factors",
         ),
+        (all(math.isfinite(b) for b in options.class_bias), "class_bias", list(options.class_bias), "finite numbers"),
     ]
     for ok, key, value, expected in checks:
         if not ok:
