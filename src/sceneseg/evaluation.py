@@ -86,5 +86,6 @@ def evaluate_weights(
         dist=dist,
     )
     summary = confusion.summary(dataset.class_names)
-    summary.update(loss=loss, split=split, mode=mode, frames=len(dataset))
+    # bf16 moves results: every summary says which precision made it
+    summary.update(loss=loss, split=split, mode=mode, frames=len(dataset), precision=precision.describe())
     return summary

@@ -30,7 +30,7 @@ from .config import Config
 from .distributed import Distributed, single_process
 from .engine import EpochProgress, evaluate, train_one_epoch
 from .errors import DataError
-from .evaluation import describe_hardware, evaluate_weights, resolve_precision
+from .evaluation import describe_hardware, evaluate_weights
 from .history import PHASE_KEYS, History
 from .losses import build_head_loss, segmentation_loss
 from .phases import RunTimer, TimedLoader, synchronize
@@ -278,6 +278,5 @@ def _evaluate_best(
         epoch=best["epoch"],
         eval_seconds=time.perf_counter() - started,
         hardware=describe_hardware(dist.device, dist.world_size),
-        precision=resolve_precision(config, dist.device).describe(),  # bf16 moves results: say which
     )
     return summary
