@@ -33,3 +33,13 @@ def test_printed_override_loads_into_the_eval_section(tmp_path, capsys):
 def test_a_run_without_class_weights_is_a_clear_error(tmp_path, capsys):
     assert script.main([str(tmp_path)]) == 2
     assert f"{tmp_path / 'class_weights.json'} does not exist" in capsys.readouterr().err
+
+
+def test_left_classes_keep_a_zero_offset(tmp_path, capsys):
+    weights = {"road": 0.5, "pole": 5.0, "sign": 4.0}
+    (tmp_path / "class_weights.json").write_text(json.dumps({"class_weights": "enet", "weights": weights}))
+    assert script.main([str(tmp_path), "--tau", "1", "--leave", "pole"]) == 0
+    assert capsys.readouterr().out.strip() == "eval.class_bias=[0.6931,0.0,-1.3863]"
+    assert script.main([str(tmp_path), "--leave", "Pole", "sky"]) == 2
+    err = capsys.readouterr().err
+    assert "--leave Pole sky: not a class of" in err and "(road, pole, sign)" in err
