@@ -27,7 +27,7 @@ def test_printed_override_loads_into_the_eval_section(tmp_path, capsys):
     assert script.main([str(tmp_path), "--tau", "1", "0.5"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["eval.class_bias=[-0.6931,0.6931]", "eval.class_bias=[-0.3466,0.3466]"]
-    assert load_config(None, [lines[0]]).eval.class_bias == pytest.approx((-0.6931, 0.6931))
+    assert load_config(None, ["model.num_classes=2", lines[0]]).eval.class_bias == pytest.approx((-0.6931, 0.6931))
 
 
 def test_a_run_without_class_weights_is_a_clear_error(tmp_path, capsys):

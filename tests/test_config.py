@@ -154,3 +154,11 @@ def test_poly_schedule_with_warmup_and_head_multiplier():
     assert all(lr[1] == pytest.approx(10 * lr[0]) for lr in lrs)  # head at 10x
     assert backbone[19] < backbone[10] < backbone[5]
     assert not optimizer.defaults["fused"]  # the fused kernel is for CUDA; CPU results stay as they were
+
+
+def test_class_bias_length_is_checked_against_the_model_when_the_config_loads():
+    # Caught at load time, not after an hour of training at the final evaluation.
+    assert load_config(None, ["model.num_classes=3", "eval.class_bias=[0.5,0,-1]"]).eval.class_bias == (0.5, 0, -1)
+    assert load_config(None, ["model.num_classes=3"]).eval.class_bias == ()
+    with pytest.raises(ConfigError, match=r"eval.class_bias = \[0.5, 0.0\]: expected none or 3 values$"):
+        load_config(None, ["model.num_classes=3", "eval.class_bias=[0.5,0.0]"])

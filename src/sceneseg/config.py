@@ -276,7 +276,7 @@ def validate(config: Config) -> None:
         if not ok:
             raise ConfigError(f"{key} = {value!r}: expected {expected}")
     # "crop" is the per-epoch protocol of centre crops: an evaluation mode, not an inference one.
-    check_inference_options(config.eval, "eval.", EVAL_MODES)
+    check_inference_options(config.eval, "eval.", EVAL_MODES, config.model.num_classes)
 
 
 def _augmentation_checks(data: DataConfig) -> list[tuple[bool, str, Any, str]]:

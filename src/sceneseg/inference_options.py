@@ -21,12 +21,17 @@ INFERENCE_MODES = ("whole", "slide")  # how a whole frame is turned into probabi
 EVAL_MODES = (*INFERENCE_MODES, "crop")
 
 
-def check_inference_options(options: Any, prefix: str, modes: Sequence[str] = INFERENCE_MODES) -> None:
+def check_inference_options(
+    options: Any, prefix: str, modes: Sequence[str] = INFERENCE_MODES, num_classes: int | None = None
+) -> None:
     """Raise a ConfigError naming the first value of `options` that inference cannot work with.
 
     `options` is an EvalConfig or an InferenceSettings (mode, short_side, crop_size, stride_rate,
-    scales, class_bias); a key is named `prefix` + field, e.g. "eval.crop_size".
+    scales, class_bias); a key is named `prefix` + field, e.g. "eval.crop_size". With `num_classes`
+    (a config knows it; settings learn it from the model at predict time) class_bias's length is
+    checked too, so that a wrong length fails before training rather than at its final evaluation.
     """
+    bias = list(options.class_bias)
     checks = [
         (options.mode in modes, "mode", options.mode, " or ".join(repr(mode) for mode in modes)),
         (
@@ -43,7 +48,8 @@ def check_inference_options(options: Any, prefix: str, modes: Sequence[str] = IN
             list(options.scales),
             "a non-empty list of positive factors",
         ),
-        (all(math.isfinite(b) for b in options.class_bias), "class_bias", list(options.class_bias), "finite numbers"),
+        (all(math.isfinite(b) for b in bias), "class_bias", bias, "finite numbers"),
+        (num_classes is None or len(bias) in (0, num_classes), "class_bias", bias, f"none or {num_classes} values"),
     ]
     for ok, key, value, expected in checks:
         if not ok:
