@@ -1,0 +1,24 @@
+"""The built-in recipes' derived numbers agree with what they are derived from."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from sceneseg.builders import build_train_val
+from sceneseg.config import load_config
+from sceneseg.losses import train_class_weights
+
+CAMVID_ROOT = Path(__file__).resolve().parents[1].parent / "shared/datasets/camvid"
+
+
+@pytest.mark.skipif(not CAMVID_ROOT.is_dir(), reason="CamVid not present beside the repo")
+def test_thin_recipe_class_bias_takes_back_a_quarter_of_its_enet_prior():
+    # The list in the YAML is -0.25 ln w for the ENet weights of CamVid's train split (scripts/class_bias.py):
+    # if the weight formula or the train labels change, the recipe's bias has to be recomputed.
+    config = load_config("camvid_thin_60min_cpu", [f"data.root={CAMVID_ROOT}"])
+    train_set, _ = build_train_val(config.data, seed=config.seed)
+    weights = train_class_weights(config.loss, train_set).tolist()
+    assert list(config.eval.class_bias) == pytest.approx([-0.25 * math.log(w) for w in weights], abs=1e-4)
