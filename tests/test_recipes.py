@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
 from sceneseg.builders import build_train_val
 from sceneseg.config import load_config
 from sceneseg.losses import train_class_weights
-
-CAMVID_ROOT = Path(__file__).resolve().parents[1].parent / "shared/datasets/camvid"
+from tests.paths import CAMVID_ROOT
 
 
 @pytest.mark.skipif(not CAMVID_ROOT.is_dir(), reason="CamVid not present beside the repo")

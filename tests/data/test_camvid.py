@@ -11,8 +11,7 @@ import torch
 
 from sceneseg.data import CAMVID_CLASSES, CAMVID_PALETTE, SAMPLE_ROOT, SEGNET_TO_CANONICAL, CamVid, train_transform
 from sceneseg.errors import DataError
-
-CAMVID_ROOT = Path(__file__).resolve().parents[2].parent / "shared/datasets/camvid"
+from tests.paths import CAMVID_ROOT
 
 # From the dataset README: SegNet index -> canonical index (Unlabelled -> 255 ignore).
 SEGNET_EXPECTED = {0: 2, 1: 0, 2: 8, 3: 5, 4: 9, 5: 1, 6: 4, 7: 7, 8: 3, 9: 6, 10: 10, 11: 255}

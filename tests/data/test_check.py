@@ -10,8 +10,7 @@ import pytest
 
 from sceneseg.data import CamVid, format_summary, summarize
 from sceneseg.errors import DataError
-
-CAMVID_ROOT = Path(__file__).resolve().parents[2].parent / "shared/datasets/camvid"
+from tests.paths import CAMVID_ROOT
 
 # The README's val row (percent of all pixels), by canonical name; Unlabelled is the ignored share.
 README_VAL_SHARES = {

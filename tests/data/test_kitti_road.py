@@ -9,8 +9,8 @@ import pytest
 from sceneseg.data import KittiRoad
 from sceneseg.data.kitti_road import road_labels, split_pairs
 from sceneseg.errors import DataError
+from tests.paths import KITTI_ROOT
 
-KITTI_ROOT = Path(__file__).resolve().parents[2].parent / "shared/datasets/kitti_road"
 MAGENTA, RED, BLACK, BLUE = (255, 0, 255), (255, 0, 0), (0, 0, 0), (0, 0, 255)
 
 
