@@ -27,7 +27,10 @@ LOSSES = {
     "cross-entropy, ENet weights": LossConfig(class_weights="enet"),
     "OHEM": LossConfig(name="ohem"),
     "Lovász-softmax": LossConfig(name="lovasz"),
+    "Lovász-softmax, 16384 bins": LossConfig(name="lovasz", lovasz_bins=16384),
     "cross-entropy + Lovász": LossConfig(lovasz_weight=1.0),
+    "cross-entropy + Lovász, 16384 bins": LossConfig(lovasz_weight=1.0, lovasz_bins=16384),
+    "cross-entropy + Lovász, 4096 bins": LossConfig(lovasz_weight=1.0, lovasz_bins=4096),
 }
 
 

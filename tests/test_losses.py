@@ -22,6 +22,7 @@ from sceneseg.losses import (
     class_weights,
     cross_entropy,
     lovasz_extension,
+    lovasz_extension_binned,
     lovasz_softmax,
     ohem_cross_entropy,
     ohem_keep,
@@ -202,6 +203,46 @@ def test_lovasz_softmax_gradient_matches_finite_differences():
     assert torch.autograd.gradcheck(lambda x: lovasz_softmax(x, target), (logits.requires_grad_(),))
 
 
+@pytest.mark.parametrize("bins", [4, 64, 1024])
+def test_binned_lovasz_extension_is_within_one_level_of_the_sorted_one(bins):
+    generator = torch.Generator().manual_seed(bins)
+    fg = (torch.rand(3, 500, generator=generator) < torch.tensor([[0.5], [0.1], [0.02]])).double()
+    prob = torch.rand(3, 500, generator=generator, dtype=torch.float64)
+    exact, binned = lovasz_extension(fg, prob), lovasz_extension_binned(fg, prob, bins)
+    assert ((binned - exact).abs() <= 1 / bins).all()
+    assert (binned - exact).abs().max() > 1e-9  # coarse levels do change the value: the bound is not vacuous
+
+
+def test_binned_lovasz_extension_is_exact_when_no_two_pixels_share_a_level():
+    bins = 64
+    fg = torch.tensor([1, 0, 0, 1, 1, 0, 1, 0], dtype=torch.float64)
+    levels = torch.tensor([60, 3, 17, 5, 33, 41, 0, 22], dtype=torch.float64)  # distinct error levels
+    prob = (fg - (levels + 0.5) / bins).abs().requires_grad_()
+    exact = lovasz_extension(fg, prob)
+    (exact_grad,) = torch.autograd.grad(exact, prob)
+    binned = lovasz_extension_binned(fg, prob, bins)
+    (binned_grad,) = torch.autograd.grad(binned, prob)
+    assert binned.item() == pytest.approx(exact.item(), abs=1e-12)
+    assert torch.allclose(binned_grad, exact_grad, atol=1e-12)
+
+
+def test_binned_lovasz_softmax_skips_ignored_pixels_and_absent_classes_like_the_sorted_one():
+    logits = torch.randn(2, 4, 5, 6, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    target = torch.randint(0, 3, (2, 5, 6), generator=torch.Generator().manual_seed(8))  # class 3 absent
+    target[0, :2] = X
+    fine = 2**24  # 40 pixels almost surely on distinct levels: the exact values and gradients
+    for reduction in ("mean", "sum"):
+        exact_logits, binned_logits = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+        exact = lovasz_softmax(exact_logits, target, reduction)
+        binned = lovasz_softmax(binned_logits, target, reduction, bins=fine)
+        exact.backward(), binned.backward()
+        assert binned.item() == pytest.approx(exact.item(), abs=1e-6)
+        assert torch.allclose(binned_logits.grad, exact_logits.grad, atol=1e-6)
+        assert binned_logits.grad[0, :, :2].abs().max() == 0  # nothing flows to ignored pixels
+    nothing = torch.full_like(target, X)
+    assert lovasz_softmax(logits, nothing, bins=16).item() == 0.0
+
+
 def test_head_losses_by_config_and_epoch_and_their_aux_combination():
     assert build_head_loss(LossConfig()) is cross_entropy  # the default: today's cross-entropy itself
     logits, aux = (torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(s)) for s in (4, 5))
@@ -213,6 +254,11 @@ def test_head_losses_by_config_and_epoch_and_their_aux_combination():
     assert build_head_loss(LossConfig(lovasz_weight=0.5, lovasz_from_epoch=3), epoch=2) is cross_entropy
     assert build_head_loss(LossConfig(name="lovasz", lovasz_from_epoch=2), epoch=1) is cross_entropy
     assert build_head_loss(LossConfig(name="lovasz", lovasz_from_epoch=2), epoch=2) is lovasz_softmax
+    binned = build_head_loss(LossConfig(lovasz_weight=0.5, lovasz_bins=8))
+    assert binned(logits, target).item() == pytest.approx(
+        (cross_entropy(logits, target) + 0.5 * lovasz_softmax(logits, target, bins=8)).item()
+    )
+    assert binned(logits, target).item() != pytest.approx(combined(logits, target).item(), abs=1e-6)
     ohem = build_head_loss(LossConfig(name="ohem", ohem_min_kept=5), world_size=2)
     assert ohem.keywords["min_kept"] == 3  # each process keeps its share of the global batch's
     total = segmentation_loss({"out": logits, "aux": aux}, target, aux_weight=0.25, head_loss=ohem)
@@ -232,6 +278,7 @@ def test_head_losses_by_config_and_epoch_and_their_aux_combination():
         ("loss.ohem_min_kept=-1", "loss.ohem_min_kept = -1: expected >= 0"),
         ("loss.lovasz_weight=-0.5", "loss.lovasz_weight = -0.5: expected >= 0"),
         ("loss.lovasz_from_epoch=0", "loss.lovasz_from_epoch = 0: expected at least 1"),
+        ("loss.lovasz_bins=-1", "loss.lovasz_bins = -1: expected 0 (exact sort) or a number of error levels"),
     ],
 )
 def test_loss_config_errors_name_the_key_and_what_was_expected(override, message):

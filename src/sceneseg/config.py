@@ -106,9 +106,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    # The criterion of each head (loss = main + train.aux_weight * aux, see losses.py): "ce"
-    # cross-entropy, "ohem" cross-entropy over the hard pixels only, or "lovasz" Lovász-softmax alone
-    # (plain cross-entropy before lovasz_from_epoch).
+    # The criterion of each head (loss = main + train.aux_weight * aux, see losses.py): "ce" cross-entropy,
+    # "ohem" cross-entropy over the hard pixels only, or "lovasz" Lovász-softmax alone (CE before lovasz_from_epoch).
     name: str = "ce"
     # Cross-entropy class weights: null, "enet" or "median_frequency" (from the train split's label
     # histogram, scaled to a mean weight of 1 per labelled pixel), or one weight per class, used as given.
@@ -118,6 +117,7 @@ class LossConfig:
     ohem_min_kept: int = 100000  # ...and at least this many of the hardest of each global batch
     lovasz_weight: float = 0.0  # adds lovasz_weight * Lovász-softmax to "ce" or "ohem"
     lovasz_from_epoch: int = 1  # the Lovász term (added, or the whole loss) counts from this epoch on
+    lovasz_bins: int = 0  # 0: sort the errors (exact); N: bin them in N levels, within 1/N of it, ~4x faster
 
 
 @dataclass(frozen=True)

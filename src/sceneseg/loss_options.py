@@ -34,4 +34,5 @@ def loss_checks(loss: LossConfig, num_classes: int) -> list[tuple[bool, str, Any
         (loss.lovasz_weight >= 0, "loss.lovasz_weight", loss.lovasz_weight, ">= 0"),
         (loss.lovasz_weight == 0 or not lovasz, "loss.lovasz_weight", loss.lovasz_weight, f"0 {alone}"),
         (loss.lovasz_from_epoch >= 1, "loss.lovasz_from_epoch", loss.lovasz_from_epoch, "at least 1"),
+        (loss.lovasz_bins >= 0, "loss.lovasz_bins", loss.lovasz_bins, "0 (exact sort) or a number of error levels"),
     ]
