@@ -2,6 +2,8 @@
 
     python benchmarks/throughput.py                       # all models, CPU (and GPU if present)
     python benchmarks/throughput.py --models simple_r18 --iters 5 --device cpu
+    python benchmarks/throughput.py --models deeplabv3plus18_fine --batch 16 --precisions bf16 \
+        --layouts on --losses ce ce+lovasz ce+lovasz_binned     # what a head loss costs a step
 
 Every configuration runs in a fresh subprocess so that its peak memory (RSS on the CPU, the
 allocator's peak on a GPU) is its own. Prints a Markdown table.
@@ -10,6 +12,7 @@ allocator's peak on a GPU) is its own. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
@@ -28,13 +31,30 @@ MODELS = {
     ),
 }
 
+# Head losses (loss section options) the train step can use; class weights are left out, as they
+# cost nothing measurable (benchmarks/losses.py).
+LOSSES = {
+    "ce": {},
+    "ce+lovasz": {"lovasz_weight": 1.0},
+    "ce+lovasz_binned": {"lovasz_weight": 1.0, "lovasz_bins": 16384},
+}
+
 
 def measure(
-    model_key: str, device: str, bf16: bool, channels_last: bool, size: int, batch: int, iters: int, warmup: int
+    model_key: str,
+    device: str,
+    bf16: bool,
+    channels_last: bool,
+    size: int,
+    batch: int,
+    iters: int,
+    warmup: int,
+    loss: str = "ce",
 ) -> dict:
     import torch
 
-    from sceneseg.losses import segmentation_loss
+    from sceneseg.config import LossConfig
+    from sceneseg.losses import build_head_loss, segmentation_loss
     from sceneseg.models import MODELS as FACTORIES
 
     torch.manual_seed(0)
@@ -45,6 +65,7 @@ def measure(
     images = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
     target = torch.randint(0, 11, (batch, size, size), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    head_loss = build_head_loss(LossConfig(**LOSSES[loss]))
 
     def sync() -> None:
         if device == "cuda":
@@ -57,9 +78,9 @@ def measure(
     def train_step() -> None:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             outputs = model(images)
-        loss = segmentation_loss(outputs, target)
+        total = segmentation_loss(outputs, target, head_loss=head_loss)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         optimizer.step()
 
     result = {}
@@ -88,6 +109,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--layouts", nargs="+", default=["off", "on"], choices=["off", "on"], help="channels_last")
+    parser.add_argument("--losses", nargs="+", default=["ce"], choices=list(LOSSES), help="head loss of the step")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -104,37 +128,30 @@ def main() -> None:
         + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
     )
     print(f"input {args.size}x{args.size}, batch {args.batch}, {args.iters} timed iterations after {args.warmup}\n")
-    print("| model | device | precision | channels_last | forward img/s | train img/s | peak MiB |")
-    print("|---|---|---|---|---:|---:|---:|")
-    for device in devices:
-        for model_key in args.models:
-            for bf16 in (False, True):
-                for channels_last in (False, True):
-                    spec = dict(
-                        model_key=model_key,
-                        device=device,
-                        bf16=bf16,
-                        channels_last=channels_last,
-                        size=args.size,
-                        batch=args.batch,
-                        iters=args.iters,
-                        warmup=args.warmup,
-                    )
-                    done = subprocess.run(
-                        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True
-                    )
-                    if done.returncode != 0:
-                        print(
-                            f"| {model_key} | {device} | {'bf16' if bf16 else 'fp32'} | {channels_last} | "
-                            f"failed: {done.stderr.strip().splitlines()[-1]} | | |"
-                        )
-                        continue
-                    r = json.loads(done.stdout.strip().splitlines()[-1])
-                    print(
-                        f"| {model_key} | {device} | {'bf16' if bf16 else 'fp32'} | {'on' if channels_last else 'off'} "
-                        f"| {r['forward_img_s']:.1f} | {r['train_img_s']:.1f} | {r['peak_mib']:.0f} |",
-                        flush=True,
-                    )
+    print("| model | device | precision | channels_last | loss | forward img/s | train img/s | peak MiB |")
+    print("|---|---|---|---|---|---:|---:|---:|")
+    for device, model_key, precision, layout, loss in itertools.product(
+        devices, args.models, args.precisions, args.layouts, args.losses
+    ):
+        bf16, channels_last = precision == "bf16", layout == "on"
+        spec = dict(
+            model_key=model_key,
+            device=device,
+            bf16=bf16,
+            channels_last=channels_last,
+            size=args.size,
+            batch=args.batch,
+            iters=args.iters,
+            warmup=args.warmup,
+            loss=loss,
+        )
+        done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
+        row = f"| {model_key} | {device} | {precision} | {layout} | {loss} |"
+        if done.returncode != 0:
+            print(f"{row} failed: {done.stderr.strip().splitlines()[-1]} | | |")
+            continue
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{row} {r['forward_img_s']:.1f} | {r['train_img_s']:.1f} | {r['peak_mib']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
