@@ -195,9 +195,8 @@ def lovasz_extension_binned(
     a level, value and gradient are the exact ones.
     """
     if prob.dim() == 1:  # one class's pixels: a scalar, as lovasz_extension gives
-        return lovasz_extension_binned(foreground[None], prob[None], bins, None if counted is None else counted[None])[
-            0
-        ]
+        counted = None if counted is None else counted[None]
+        return lovasz_extension_binned(foreground[None], prob[None], bins, counted)[0]
     errors = (foreground - prob).abs()
     if counted is not None:
         errors = errors * counted
