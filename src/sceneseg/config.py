@@ -117,7 +117,7 @@ class LossConfig:
     ohem_min_kept: int = 100000  # ...and at least this many of the hardest of each global batch
     lovasz_weight: float = 0.0  # adds lovasz_weight * Lovász-softmax to "ce" or "ohem"
     lovasz_from_epoch: int = 1  # the Lovász term (added, or the whole loss) counts from this epoch on
-    lovasz_bins: int = 0  # 0: sort the errors (exact); N: bin them in N levels, within 1/N of it, ~4x faster
+    lovasz_bins: int = 0  # 0: sort the errors (exact); N: bin them in N levels, within 1/N of it (README, Losses)
 
 
 @dataclass(frozen=True)
