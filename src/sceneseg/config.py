@@ -66,8 +66,7 @@ class ModelConfig:
     deep_stem: bool = False
     pretrained: str | None = None  # None, "imagenet" (torchvision URL) or a weights file path
     num_classes: int = 11
-    # Options of some models only (PSPNet, DeepLabV3+): null leaves the model's default, and setting
-    # one that the chosen model does not take is an error.
+    # Options of some models only (PSPNet, DeepLabV3+): null keeps the model's default; others' are errors.
     use_ppm: bool | None = None
     aux_loss: bool | None = None
     bins: tuple[int, ...] | None = None
@@ -75,6 +74,7 @@ class ModelConfig:
     zoom_factor: int | None = None
     aspp_channels: int | None = None
     decoder_stride: int | None = None  # DeepLabV3+: 4 (the paper's) or 2 (a stage on the stem too)
+    decoder_channels: int | None = None
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,16 @@ def test_decoder_stride_2_reads_the_stem_and_reaches_the_logits_finely(deep_stem
     assert rows.min() >= 48 - 6 and rows.max() <= 48 + 6 and cols.min() >= 64 - 6 and cols.max() <= 64 + 6
 
 
+@pytest.mark.parametrize("decoder_stride", [4, 2])
+def test_decoder_channels_set_the_stride_4_convs_and_what_reads_them(decoder_stride: int) -> None:
+    net = small(decoder_channels=24, decoder_stride=decoder_stride)
+    widths = [(block[0].in_channels, block[0].out_channels) for block in net.fuse]
+    assert widths == [(32 + 48, 24), (24, 24)]  # ASPP's 32 (small()) + layer1's 48-channel skip
+    reader = net.classifier if decoder_stride == 4 else net.fine.reduce[0]
+    assert reader.in_channels == 24 and small().fuse[1][0].out_channels == 256
+    assert net(torch.randn(2, 3, 45, 61))["out"].shape == (2, NUM_CLASSES, 45, 61)
+
+
 def test_aux_only_when_enabled_and_training() -> None:
     x = torch.randn(2, 3, 33, 41)  # two images: image pooling's BatchNorm cannot train on one value
     net = small(aux_loss=True).train()
@@ -162,6 +172,7 @@ def test_factory_and_build_model_errors() -> None:
     for options, word in [
         ({"output_stride": 32}, "output_stride = 32: expected one of 8 or 16"),
         ({"aspp_channels": 0}, "aspp_channels = 0"),
+        ({"decoder_channels": True}, "decoder_channels = True"),
         ({"decoder_stride": 8}, "decoder_stride = 8: expected 4"),
         ({"backbone": "vgg16"}, "vgg16"),
         ({"num_classes": 0}, "num_classes"),
@@ -172,7 +183,7 @@ def test_factory_and_build_model_errors() -> None:
         config = load_config(None, ["model.name=deeplabv3plus", f"model.{key}={value}"])
         with pytest.raises(ConfigError, match=f"model.{key} does not apply to model 'deeplabv3plus'"):
             build_model(config.model)
-    for key in ("aspp_channels", "decoder_stride"):
+    for key in ("aspp_channels", "decoder_stride", "decoder_channels"):
         with pytest.raises(ConfigError, match=f"model.{key} does not apply to model 'pspnet'"):
             build_model(load_config(None, ["model.name=pspnet", f"model.{key}=4"]).model)
 

@@ -1,9 +1,9 @@
 """DeepLabV3+ (Chen et al., ECCV 2018) on the dilated ResNets: ASPP for context, a stride-4 decoder for edges.
 
 Dilated ResNet -> ASPP on layer4 -> upsampled to layer1's stride 4 and concatenated with layer1
-reduced to 48 channels -> two 3x3 conv-BN-ReLU (256) -> 1x1 classifier -> logits upsampled to the
-input's H x W. An optional auxiliary head on layer3 (PSPNet's, see heads.psp_aux_head) adds a
-second loss in training; the paper has none, so it is off by default.
+reduced to 48 channels -> two 3x3 conv-BN-ReLU (`decoder_channels`, 256) -> 1x1 classifier -> logits
+upsampled to the input's H x W. An optional auxiliary head on layer3 (PSPNet's, see
+heads.psp_aux_head) adds a second loss in training; the paper has none, so it is off by default.
 
 Choices where the paper leaves room:
 - Dilation follows torchvision's convention (a dilated layer's first block keeps the previous
@@ -37,7 +37,7 @@ from sceneseg.models.weights import load_backbone_weights
 # The paper's atrous rates at output stride 16; at 8 the map is twice as fine, so they double.
 ASPP_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 SKIP_CHANNELS = 48  # the paper's ablation: fewer low-level channels than ASPP's keeps context in charge
-DECODER_CHANNELS = 256
+DECODER_CHANNELS = 256  # the paper's; at stride 4 its two 3x3 convs cost more than the whole ASPP
 ASPP_DROPOUT = 0.1
 FINE_SKIP_CHANNELS = 32  # the stem's stride-2 skip, fewer still than layer1's, for the same reason
 FINE_CHANNELS = 64
@@ -120,6 +120,7 @@ class DeepLabV3Plus(SegmentationModel):
         aux_loss: bool = False,
         aspp_channels: int = 256,
         decoder_stride: int = 4,
+        decoder_channels: int = DECODER_CHANNELS,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -128,11 +129,11 @@ class DeepLabV3Plus(SegmentationModel):
         self.aspp = ASPP(backbone.channels["layer4"], aspp_channels, rates, ASPP_DROPOUT)
         self.skip = conv_bn_relu(backbone.channels["layer1"], SKIP_CHANNELS)
         self.fuse = nn.Sequential(
-            conv_bn_relu(aspp_channels + SKIP_CHANNELS, DECODER_CHANNELS, 3),
-            conv_bn_relu(DECODER_CHANNELS, DECODER_CHANNELS, 3),
+            conv_bn_relu(aspp_channels + SKIP_CHANNELS, decoder_channels, 3),
+            conv_bn_relu(decoder_channels, decoder_channels, 3),
         )
-        self.fine = FineStage(DECODER_CHANNELS, backbone.channels["stem"]) if decoder_stride == 2 else None
-        self.classifier = nn.Conv2d(DECODER_CHANNELS if self.fine is None else FINE_CHANNELS, num_classes, 1)
+        self.fine = FineStage(decoder_channels, backbone.channels["stem"]) if decoder_stride == 2 else None
+        self.classifier = nn.Conv2d(decoder_channels if self.fine is None else FINE_CHANNELS, num_classes, 1)
         self.aux = psp_aux_head(backbone.channels["layer3"], num_classes) if aux_loss else None
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
@@ -160,21 +161,26 @@ def deeplabv3plus(
     output_stride: int = 16,
     aspp_channels: int = 256,
     decoder_stride: int = 4,
+    decoder_channels: int = DECODER_CHANNELS,
 ) -> DeepLabV3Plus:
     """Build a DeepLabV3+; the defaults are the paper's training setup on ResNet-50 (output stride 16).
 
     `output_stride` is 16 (layer4 dilated) or 8 (layer3 and layer4; finer, about 3x the compute).
     `decoder_stride` is 4 (the paper's decoder) or 2 (FineStage on the stem as well).
+    `aspp_channels` and `decoder_channels` (256 each, the paper's) set the widths of ASPP and of the
+    stride-4 decoder convs; halving both made a ResNet-18 training step about a quarter cheaper
+    (README, "Recipes for thin classes").
     `pretrained` is None (random init), "imagenet" (torchvision's weights; plain stem only) or the
     path of a backbone weights file, as for the other models (see `load_backbone_weights`).
     """
     if num_classes < 1:
         raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
-    if isinstance(aspp_channels, bool) or not isinstance(aspp_channels, int) or aspp_channels < 1:
-        raise ConfigError(f"aspp_channels = {aspp_channels!r}: expected a positive integer")
+    for key, value in (("aspp_channels", aspp_channels), ("decoder_channels", decoder_channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} = {value!r}: expected a positive integer")
     if decoder_stride not in DECODER_STRIDES:
         raise ConfigError(f"decoder_stride = {decoder_stride!r}: expected 4 (the paper's) or 2 (one stage finer)")
     trunk = build_backbone(backbone, deep_stem, output_stride, strides=sorted(ASPP_RATES))
     if pretrained is not None:
         load_backbone_weights(trunk, pretrained, backbone)
-    return DeepLabV3Plus(trunk, num_classes, aux_loss, aspp_channels, decoder_stride)
+    return DeepLabV3Plus(trunk, num_classes, aux_loss, aspp_channels, decoder_stride, decoder_channels)
