@@ -4,6 +4,8 @@
     python benchmarks/throughput.py --models simple_r18 --iters 5 --device cpu
     python benchmarks/throughput.py --models deeplabv3plus18_fine --batch 16 --precisions bf16 \
         --layouts on --losses ce ce+lovasz ce+lovasz_binned     # what a head loss costs a step
+    python benchmarks/throughput.py --models deeplabv3plus18_fine deeplabv3plus18_fine_slim \
+        --batch 16 --size 201 --losses ce+lovasz_binned          # the 60-minute recipe's model, two widths
 
 Every configuration runs in a fresh subprocess so that its peak memory (RSS on the CPU, the
 allocator's peak on a GPU) is its own. Prints a Markdown table.
@@ -28,6 +30,18 @@ MODELS = {
     "deeplabv3plus18_fine": (
         "deeplabv3plus",
         dict(backbone="resnet18", deep_stem=False, output_stride=16, decoder_stride=2),
+    ),
+    # The same with ASPP and the stride-4 decoder at half width (128 channels each).
+    "deeplabv3plus18_fine_slim": (
+        "deeplabv3plus",
+        dict(
+            backbone="resnet18",
+            deep_stem=False,
+            output_stride=16,
+            decoder_stride=2,
+            aspp_channels=128,
+            decoder_channels=128,
+        ),
     ),
 }
 
