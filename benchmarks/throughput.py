@@ -21,28 +21,18 @@ import subprocess
 import sys
 import time
 
+# DeepLabV3+-18 with the stride-2 decoder stage (the 60-minute thin-class recipe's model).
+FINE = dict(backbone="resnet18", deep_stem=False, output_stride=16, decoder_stride=2)
+
 MODELS = {
     "simple_r18": ("simple", dict(backbone="resnet18", deep_stem=False)),
     "simple_r50": ("simple", dict(backbone="resnet50", deep_stem=True)),
     "pspnet18": ("pspnet", dict(backbone="resnet18", deep_stem=False)),
     "pspnet50": ("pspnet", dict(backbone="resnet50", deep_stem=True)),
     "deeplabv3plus18": ("deeplabv3plus", dict(backbone="resnet18", deep_stem=False, output_stride=16)),
-    "deeplabv3plus18_fine": (
-        "deeplabv3plus",
-        dict(backbone="resnet18", deep_stem=False, output_stride=16, decoder_stride=2),
-    ),
+    "deeplabv3plus18_fine": ("deeplabv3plus", FINE),
     # The same with ASPP and the stride-4 decoder at half width (128 channels each).
-    "deeplabv3plus18_fine_slim": (
-        "deeplabv3plus",
-        dict(
-            backbone="resnet18",
-            deep_stem=False,
-            output_stride=16,
-            decoder_stride=2,
-            aspp_channels=128,
-            decoder_channels=128,
-        ),
-    ),
+    "deeplabv3plus18_fine_slim": ("deeplabv3plus", dict(FINE, aspp_channels=128, decoder_channels=128)),
 }
 
 # Head losses (loss section options) the train step can use; class weights are left out, as they
