@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .config_migration import check_not_flat, migrate_stored_config
+from .data_options import augmentation_checks
 from .errors import ConfigError
 from .inference_options import EVAL_MODES, MIN_SIZE, STRIDE_RATE, check_inference_options
 from .loss_options import loss_checks
@@ -55,6 +56,7 @@ class DataConfig:
     rare_crop_prob: float = 0.0  # chance that a training crop is centred on a pixel of a rare class
     rare_class_share: float = 0.02  # rare: a class under this share of the train split's labelled pixels
     max_class_share: float = 1.0  # a crop where one class covers more of its labelled pixels is redrawn; 1: off
+    paste_prob: float = 0.0  # chance that a training frame gets another frame's rare-class pixels (data/paste.py)
     cache: bool = True  # decode every frame up front: finds bad files before training and saves CPU
     num_workers: int = 0
 
@@ -266,7 +268,7 @@ def validate(config: Config) -> None:
             "0 < scale_min <= scale_max",
         ),
         (config.data.num_workers >= 0, "data.num_workers", config.data.num_workers, ">= 0"),
-        *_augmentation_checks(config.data),
+        *augmentation_checks(config.data),
         (config.train.backbone_lr_mult >= 0, "train.backbone_lr_mult", config.train.backbone_lr_mult, ">= 0"),
         (config.model.num_classes >= 2, "model.num_classes", config.model.num_classes, "at least 2"),
         (config.eval.batch_size >= 1, "eval.batch_size", config.eval.batch_size, "at least 1"),
@@ -277,21 +279,6 @@ def validate(config: Config) -> None:
             raise ConfigError(f"{key} = {value!r}: expected {expected}")
     # "crop" is the per-epoch protocol of centre crops: an evaluation mode, not an inference one.
     check_inference_options(config.eval, "eval.", EVAL_MODES, config.model.num_classes)
-
-
-def _augmentation_checks(data: DataConfig) -> list[tuple[bool, str, Any, str]]:
-    threshold, rare, most = data.repeat_threshold, data.rare_crop_prob, data.max_class_share
-    aug = data.data_aug  # without it the val transform is used: no random crop to steer, no colour jitter
-    return [
-        (threshold is None or 0 < threshold <= 1, "data.repeat_threshold", threshold, "null or a fraction in (0, 1]"),
-        (0 <= rare <= 1, "data.rare_crop_prob", rare, "a probability in [0, 1]"),
-        (rare == 0 or aug, "data.rare_crop_prob", rare, "0 with data.data_aug=false"),
-        (0 < data.rare_class_share < 1, "data.rare_class_share", data.rare_class_share, "a fraction in (0, 1)"),
-        (0 < most <= 1, "data.max_class_share", most, "a fraction in (0, 1]"),
-        (most == 1 or aug, "data.max_class_share", most, "1 with data.data_aug=false"),
-        (0 <= data.photometric <= 1, "data.photometric", data.photometric, "a probability in [0, 1]"),
-        (data.photometric == 0 or aug, "data.photometric", data.photometric, "0 with data.data_aug=false"),
-    ]
 
 
 def _deep_copy(tree: Any) -> Any:

@@ -1,4 +1,5 @@
-"""Sampling that sees rare classes more often: repeat-factor sampling of frames and rare-class crops.
+"""Sampling that sees rare classes more often: repeat-factor sampling of frames, rare-class crops
+(data/transforms.ClassAwareCrop) and rare-class paste (data/paste.py); this module sets them up.
 
 Repeat-factor sampling (Gupta, Dollár and Girshick, LVIS, CVPR 2019): with f_c the fraction of
 train frames whose label holds class c and t = data.repeat_threshold, class c's repeat factor is
@@ -27,6 +28,7 @@ from torch.utils.data import Sampler
 
 from .config import DataConfig
 from .data import LabelCounts, SegmentationDataset, count_labels
+from .data.paste import RarePaste
 
 
 def repeat_factors(frame_classes: np.ndarray, threshold: float) -> np.ndarray:
@@ -90,6 +92,7 @@ class Sampling:
     factors: np.ndarray | None = None
     rare_classes: tuple[int, ...] = ()
     counts: LabelCounts | None = None  # the train split's label counts, when sampling needed them
+    paste_donors: int = 0  # train frames that hold a rare class: what rare-class paste copies from
 
     def epoch_length(self, frames: int) -> int:
         return frames if self.factors is None else epoch_length(self.factors)
@@ -103,21 +106,28 @@ def rare_classes(counts: LabelCounts, share: float) -> tuple[int, ...]:
 
 
 def prepare_sampling(config: DataConfig, train_set: SegmentationDataset) -> Sampling:
-    """Count the train split's raw labels once (only when a switch is on) and set up both switches;
-    the rare classes are handed to the train transform's ClassAwareCrop."""
-    if config.repeat_threshold is None and config.rare_crop_prob == 0:
+    """Count the train split's raw labels once (only when a switch is on) and set up the switches:
+    the rare classes are handed to the train transform's ClassAwareCrop and to the dataset's RarePaste,
+    whose donors are the frames that hold one."""
+    needs_rare = config.rare_crop_prob > 0 or config.paste_prob > 0
+    if config.repeat_threshold is None and not needs_rare:
         return Sampling()
     counts = count_labels(train_set)
     factors = None if config.repeat_threshold is None else repeat_factors(counts.frame_classes, config.repeat_threshold)
-    rare = rare_classes(counts, config.rare_class_share) if config.rare_crop_prob > 0 else ()
-    if rare:
+    rare = rare_classes(counts, config.rare_class_share) if needs_rare else ()
+    if rare and config.rare_crop_prob > 0:
         train_set.transform.set_rare_classes(rare)
-    return Sampling(factors, rare, counts)
+    donors: tuple[int, ...] = ()
+    if rare and config.paste_prob > 0:
+        donors = tuple(int(d) for d in np.flatnonzero(counts.frame_classes[:, list(rare)].any(axis=1)))
+        train_set.paste = RarePaste(rare, donors, config.paste_prob)
+    return Sampling(factors, rare, counts, len(donors))
 
 
 def describe_sampling(config: DataConfig, sampling: Sampling, names: Sequence[str]) -> str | None:
-    """A log line on what the sampling switches do to this train split (None: both off)."""
+    """A log line on what the sampling switches do to this train split (None: all off)."""
     parts = []
+    rare = ", ".join(names[c] for c in sampling.rare_classes) or "none"
     if sampling.factors is not None:
         factors = sampling.factors
         parts.append(
@@ -125,11 +135,12 @@ def describe_sampling(config: DataConfig, sampling: Sampling, names: Sequence[st
             f"frames oversampled (max r={factors.max():.2f}), {epoch_length(factors)} frames per epoch"
         )
     if config.rare_crop_prob > 0:
-        rare = ", ".join(names[c] for c in sampling.rare_classes) or "none"
         parts.append(
             f"rare-class crops (p={config.rare_crop_prob}) on classes under "
             f"{config.rare_class_share:.1%} of the pixels: {rare}"
         )
+    if config.paste_prob > 0:
+        parts.append(f"rare-class paste (p={config.paste_prob}) of {rare} from {sampling.paste_donors} frames")
     if config.max_class_share < 1:
         parts.append(f"crops redrawn while one class covers over {config.max_class_share:.0%} of them")
     return "sampling: " + "; ".join(parts) if parts else None

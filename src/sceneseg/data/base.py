@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sceneseg.data.paste import RarePaste, paste_classes
 from sceneseg.errors import DataError
 from sceneseg.labels import IGNORE_INDEX
 
@@ -165,6 +166,7 @@ class SegmentationDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.resize = resize
+        self.paste: RarePaste | None = None  # set by sampling.prepare_sampling for data.paste_prob
         self._check_sizes()
         self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._prepared: list[tuple[np.ndarray, np.ndarray]] | None = None
@@ -251,5 +253,17 @@ class SegmentationDataset(Dataset):
         index = range(len(self.pairs))[index]  # negative indices get the same seed as positive
         if self.transform is None:
             return self.load_raw(index)
-        image, label = self._prepared[index] if self._prepared is not None else self.load_raw(index)
-        return self.transform(image, label, self.sample_seed(index, copy, epoch))
+        image, label = self._frame(index)
+        seed = self.sample_seed(index, copy, epoch)
+        donor = None if self.paste is None else self.paste.donor(index, seed)
+        if donor is not None:
+            image, label = paste_classes(image, label, *self._frame(donor), self.paste.classes)
+        return self.transform(image, label, seed)
+
+    def _frame(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The pair the transform starts from, after its short-side resize (SegTransform.prepare),
+        done once in the cache if there is one: a paste then sees the same pixels with or without it."""
+        if self._prepared is not None:
+            return self._prepared[index]
+        prepare = getattr(self.transform, "prepare", None)
+        return prepare(*self.load_raw(index)) if prepare else self.load_raw(index)

@@ -37,6 +37,7 @@ from sceneseg.models.weights import load_backbone_weights
 # The paper's atrous rates at output stride 16; at 8 the map is twice as fine, so they double.
 ASPP_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 SKIP_CHANNELS = 48  # the paper's ablation: fewer low-level channels than ASPP's keeps context in charge
+ASPP_CHANNELS = 256  # the paper's
 DECODER_CHANNELS = 256  # the paper's; at stride 4 its two 3x3 convs cost more than the whole ASPP
 ASPP_DROPOUT = 0.1
 FINE_SKIP_CHANNELS = 32  # the stem's stride-2 skip, fewer still than layer1's, for the same reason
@@ -118,7 +119,7 @@ class DeepLabV3Plus(SegmentationModel):
         backbone: ResNet,
         num_classes: int,
         aux_loss: bool = False,
-        aspp_channels: int = 256,
+        aspp_channels: int = ASPP_CHANNELS,
         decoder_stride: int = 4,
         decoder_channels: int = DECODER_CHANNELS,
     ) -> None:
@@ -159,7 +160,7 @@ def deeplabv3plus(
     pretrained: str | None = None,
     aux_loss: bool = False,
     output_stride: int = 16,
-    aspp_channels: int = 256,
+    aspp_channels: int = ASPP_CHANNELS,
     decoder_stride: int = 4,
     decoder_channels: int = DECODER_CHANNELS,
 ) -> DeepLabV3Plus:
