@@ -40,13 +40,12 @@ class RarePaste:
 
     def donor(self, index: int, seed: int) -> int | None:
         """The frame whose rare pixels frame `index` gets under augmentation seed `seed` (None: no paste)."""
-        candidates = [d for d in self.donors if d != index]
-        if not candidates or not self.classes:
-            return None
         rng = np.random.default_rng(np.random.SeedSequence([seed % 2**64, _PASTE_STREAM]))
-        if rng.random() >= self.prob:
+        if rng.random() >= self.prob or not self.classes:
             return None
-        return candidates[int(rng.integers(len(candidates)))]
+        # Listed only for the frames that paste: this runs for every training sample.
+        candidates = [d for d in self.donors if d != index]
+        return candidates[int(rng.integers(len(candidates)))] if candidates else None
 
 
 def paste_classes(
