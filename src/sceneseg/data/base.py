@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sceneseg.data.paste import RarePaste, paste_classes
+from sceneseg.data.resize import resize_pair
 from sceneseg.errors import DataError
 from sceneseg.labels import IGNORE_INDEX
 
@@ -209,11 +210,8 @@ class SegmentationDataset(Dataset):
                 f"image {image_path} decodes to {image.shape[:2]} but label {label_path} to "
                 f"{label.shape}; expected the same size"
             )
-        if self.resize is not None and image.shape[:2] != tuple(self.resize):
-            height, width = self.resize
-            shrink = height * width < image.shape[0] * image.shape[1]
-            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-            label = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+        if self.resize is not None:
+            image, label = resize_pair(image, label, *self.resize)
         return image, label
 
     def __len__(self) -> int:

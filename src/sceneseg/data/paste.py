@@ -5,7 +5,7 @@ pasting shows it those objects in front of other backgrounds. With probability `
 frame gets, at the same place, every pixel of a rare class (image and label) from a donor frame, a
 train frame that holds one; the augmentation then runs as usual on the result. Pasting at the same
 place keeps the object's size and position plausible for datasets filmed from one car camera, as
-CamVid and KITTI are. A donor of another size is resized to the frame's first (label nearest).
+CamVid and KITTI are. A donor of another size is resized to the frame's first (data/resize.py).
 
 The draw is a function of the sample's augmentation seed alone (SegmentationDataset.sample_seed),
 from a generator of its own, so the pasted frame is the same for any number of workers or processes,
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from sceneseg.data.resize import resize_pair
 from sceneseg.errors import DataError
 
 # Mixed into the sample's seed so the paste's draws never coincide with the transform's.
@@ -53,10 +53,7 @@ def paste_classes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """New arrays: (`image`, `label`) with the donor's pixels of `classes` copied over them, in place.
     The inputs are left untouched (they may be a dataset's read-only cache)."""
-    height, width = label.shape
-    if donor_label.shape != (height, width):
-        donor_image = cv2.resize(donor_image, (width, height), interpolation=cv2.INTER_LINEAR)
-        donor_label = cv2.resize(donor_label, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+    donor_image, donor_label = resize_pair(donor_image, donor_label, *label.shape)
     where = np.isin(donor_label, classes)
     image, label = image.copy(), label.copy()
     image[where] = donor_image[where]

@@ -26,6 +26,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from sceneseg.data.resize import LABEL_INTERPOLATION  # noqa: E402
 from sceneseg.errors import DataError  # noqa: E402
 from sceneseg.labels import IGNORE_INDEX  # noqa: E402
 
@@ -35,10 +36,9 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # Padding colour for uint8 RGB images (before normalisation), i.e. the mean in 0-255 units.
 _MEAN_RGB_U8 = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)
 
-# cv2.INTER_NEAREST samples at floor(x * scale), which shifts labels by up to a pixel against the
-# bilinear image; INTER_NEAREST_EXACT uses pixel centres like INTER_LINEAR, so edges stay aligned.
-# warpAffine (rotation) only knows INTER_NEAREST, which is centre-aligned there.
-_RESIZE_MASK = cv2.INTER_NEAREST_EXACT
+# Labels resize as data/resize.py says; warpAffine (rotation) only knows INTER_NEAREST, which is
+# centre-aligned there.
+_RESIZE_MASK = LABEL_INTERPOLATION
 
 # The photometric ops (see _photometric), told apart from the others by type when SegTransform seeds them.
 PHOTOMETRIC_OPS = (A.RandomBrightnessContrast, A.RandomGamma, A.HueSaturationValue)
