@@ -262,8 +262,9 @@ def class_weights(
 def train_class_weights(
     config: LossConfig, train_set: SegmentationDataset, counts: LabelCounts | None = None
 ) -> torch.Tensor | None:
-    """loss.class_weights for the train split as a float32 tensor; `counts`: its raw labels' count_labels,
-    if already counted (sampling counts them too), else counted here when the scheme needs them."""
+    """loss.class_weights for the train split as a float32 tensor; `counts`: its labels' count_labels as
+    training sees them, if already counted (sampling counts them, after rare-class paste when that is
+    on), else the raw labels, counted here when the scheme needs them."""
     if config.class_weights is None:
         return None
     if not isinstance(config.class_weights, tuple):

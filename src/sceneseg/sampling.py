@@ -92,6 +92,8 @@ class Sampling:
     factors: np.ndarray | None = None
     rare_classes: tuple[int, ...] = ()
     counts: LabelCounts | None = None  # the train split's label counts, when sampling needed them
+    # The labels as training sees them (after rare-class paste; else `counts`): what class weights count.
+    seen_counts: LabelCounts | None = None
     paste_donors: int = 0  # train frames that hold a rare class: what rare-class paste copies from
 
     def epoch_length(self, frames: int) -> int:
@@ -121,7 +123,8 @@ def prepare_sampling(config: DataConfig, train_set: SegmentationDataset) -> Samp
     if rare and config.paste_prob > 0:
         donors = tuple(int(d) for d in np.flatnonzero(counts.frame_classes[:, list(rare)].any(axis=1)))
         train_set.paste = RarePaste(rare, donors, config.paste_prob)
-    return Sampling(factors, rare, counts, len(donors))
+    seen = count_labels(train_set, pasted=True) if train_set.paste else counts
+    return Sampling(factors, rare, counts, seen, len(donors))
 
 
 def describe_sampling(config: DataConfig, sampling: Sampling, names: Sequence[str]) -> str | None:

@@ -113,7 +113,7 @@ def prepare(
         show_progress,
         should_stop,
         # Counted from the train split's labels every time: a resumed run recomputes the same ones.
-        class_weights=train_class_weights(config.loss, train_set, sampling.counts),
+        class_weights=train_class_weights(config.loss, train_set, sampling.seen_counts),
         sampling=sampling,
     )
 

@@ -13,6 +13,7 @@ from sceneseg.config import load_config
 from sceneseg.data.paste import RarePaste, paste_classes
 from sceneseg.data.transforms import ClassAwareCrop
 from sceneseg.errors import ConfigError, DataError
+from sceneseg.losses import class_weights, train_class_weights
 from sceneseg.sampling import describe_sampling, prepare_sampling, rare_classes
 
 
@@ -127,3 +128,26 @@ def test_a_pasted_frame_is_the_same_with_and_without_the_cache():
         samples.append([train_set[i] for i in range(4)])
     for (image, label), (other_image, other_label) in zip(*samples):
         assert torch.equal(image, other_image) and torch.equal(label, other_label)
+
+
+def test_class_weights_count_the_labels_as_pasted():
+    config = load_config(None, ["data.paste_prob=1.0", "loss.class_weights=enet"])
+    train_set, _ = build_train_val(config.data)
+    sampling = prepare_sampling(config.data, train_set)
+    raw, seen = sampling.counts.class_pixels, sampling.seen_counts.class_pixels
+    rare = list(sampling.rare_classes)
+    common = [c for c in range(len(raw)) if c not in rare]
+    # Pasting only replaces pixels (unlabelled ones too): as many in all, more of the rare classes,
+    # none more of the others.
+    ignored = sampling.counts.ignored_pixels, sampling.seen_counts.ignored_pixels
+    assert seen.sum() + ignored[1] == raw.sum() + ignored[0] and ignored[1] <= ignored[0]
+    assert (seen[rare] >= raw[rare]).all() and seen[rare].sum() > raw[rare].sum()
+    assert (seen[common] <= raw[common]).all()
+    # So the pasted classes weigh less than the raw labels would have made them.
+    weights = train_class_weights(config.loss, train_set, sampling.seen_counts).numpy()
+    unpasted = class_weights("enet", sampling.counts)
+    grew = [c for c in rare if seen[c] > raw[c]]
+    assert grew and (weights[grew] < unpasted[grew]).all()
+    # Without paste the weights count the raw labels, as they always did.
+    plain = prepare_sampling(load_config(None, ["data.rare_crop_prob=0.5"]).data, build_train_val(config.data)[0])
+    assert plain.seen_counts is plain.counts

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sceneseg.data.base import SegmentationDataset
+from sceneseg.data.paste import paste_classes
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,11 @@ class LabelCounts:
     frame_classes: np.ndarray | None = None
 
 
-def count_labels(dataset: SegmentationDataset) -> LabelCounts:
-    """Decode every pair of `dataset` (raw, untransformed) and count its label pixels."""
+def count_labels(dataset: SegmentationDataset, pasted: bool = False) -> LabelCounts:
+    """Decode every pair of `dataset` (raw, untransformed) and count its label pixels; `pasted`: as
+    the first epoch's rare-class paste (dataset.paste) leaves each frame, which is what the class
+    weights must count, since the model learns from the pasted frames (one draw per frame: the
+    weights hardly move with the pasted share's sampling noise, 1 / ln(c + p) being flat in p)."""
     sizes: Counter[str] = Counter()
     num_classes = dataset.num_classes
     class_pixels = np.zeros(num_classes, dtype=np.int64)
@@ -41,6 +45,9 @@ def count_labels(dataset: SegmentationDataset) -> LabelCounts:
     frame_classes = np.zeros((len(dataset), num_classes), dtype=bool)
     for index in range(len(dataset)):
         image, label = dataset.load_raw(index)
+        donor = dataset.paste.donor(index, dataset.sample_seed(index, epoch=1)) if pasted and dataset.paste else None
+        if donor is not None:
+            image, label = paste_classes(image, label, *dataset.load_raw(donor), dataset.paste.classes)
         height, width = image.shape[:2]
         sizes[f"{height}x{width}"] += 1
         # bincount over all 256 byte values: one pass per label, and ignore (255) lands in its own bin.
