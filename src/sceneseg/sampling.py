@@ -110,7 +110,7 @@ def rare_classes(counts: LabelCounts, share: float) -> tuple[int, ...]:
 def prepare_sampling(config: DataConfig, train_set: SegmentationDataset) -> Sampling:
     """Count the train split's raw labels once (only when a switch is on) and set up the switches:
     the rare classes are handed to the train transform's ClassAwareCrop and to the dataset's RarePaste,
-    whose donors are the frames that hold one."""
+    whose donors are the frames that hold one; with paste on, count them again as pasted (seen_counts)."""
     needs_rare = config.rare_crop_prob > 0 or config.paste_prob > 0
     if config.repeat_threshold is None and not needs_rare:
         return Sampling()

@@ -267,7 +267,8 @@ def _check_class_weights(run: TrainingRun) -> None:
     if json.loads(path.read_text()) != json.loads(_class_weights_record(run)):
         raise DataError(
             f"{path}: the run started with other class weights than the train split gives now "
-            f"({format_class_weights(run.val_set.class_names, run.class_weights)}); expected the same train labels"
+            f"({format_class_weights(run.val_set.class_names, run.class_weights)}); expected the same train labels "
+            "(and, with data.paste_prob, a run started since class weights count pasted labels, 2026-12-06)"
         )
 
 

@@ -148,6 +148,13 @@ def test_class_weights_count_the_labels_as_pasted():
     unpasted = class_weights("enet", sampling.counts)
     grew = [c for c in rare if seen[c] > raw[c]]
     assert grew and (weights[grew] < unpasted[grew]).all()
+    # Exactly the labels the first epoch trains on (copy 0 of each frame in epoch 1), before the
+    # transform: a draw from another epoch or copy would count other donors.
+    train_set.transform = lambda image, label, seed: (image, label)
+    first_epoch = sum(np.bincount(train_set[(i, 0, 1)][1].ravel(), minlength=256) for i in range(len(train_set)))
+    assert (first_epoch[: len(seen)] == seen).all()
+    second_epoch = sum(np.bincount(train_set[(i, 0, 2)][1].ravel(), minlength=256) for i in range(len(train_set)))
+    assert (second_epoch[: len(seen)] != seen).any()
     # Without paste the weights count the raw labels, as they always did.
     plain = prepare_sampling(load_config(None, ["data.rare_crop_prob=0.5"]).data, build_train_val(config.data)[0])
     assert plain.seen_counts is plain.counts

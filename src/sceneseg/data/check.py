@@ -22,7 +22,7 @@ from sceneseg.data.paste import paste_classes
 
 @dataclass(frozen=True)
 class LabelCounts:
-    """Label pixels of a dataset, counted once by `count_labels` for the data check and the class weights."""
+    """Label pixels of a dataset, counted by `count_labels` for the data check and the class weights."""
 
     class_pixels: np.ndarray  # (num_classes,) int64: pixels of each class over all frames
     image_pixels: np.ndarray  # (num_classes,) int64: all pixels of the frames where the class occurs

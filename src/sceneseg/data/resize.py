@@ -1,4 +1,7 @@
-"""How a frame and its label change size: one rule for every place that resizes both.
+"""How a frame and its label change size, where the dataset and rare-class paste resize both.
+
+The transforms' resizes (data/transforms.py) take the label rule from here; their images shrink
+bilinearly, as every recipe was tuned with, so they keep that.
 
 A label is resized by its nearest pixel, never blended: a blend of class 3 and class 5 is not
 class 4. cv2.INTER_NEAREST samples at floor(x * scale), which shifts a label by up to a pixel
