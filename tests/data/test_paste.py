@@ -156,5 +156,6 @@ def test_class_weights_count_the_labels_as_pasted():
     second_epoch = sum(np.bincount(train_set[(i, 0, 2)][1].ravel(), minlength=256) for i in range(len(train_set)))
     assert (second_epoch[: len(seen)] != seen).any()
     # Without paste the weights count the raw labels, as they always did.
-    plain = prepare_sampling(load_config(None, ["data.rare_crop_prob=0.5"]).data, build_train_val(config.data)[0])
+    plain_config = load_config(None, ["data.rare_crop_prob=0.5"])
+    plain = prepare_sampling(plain_config.data, build_train_val(plain_config.data)[0])
     assert plain.seen_counts is plain.counts

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sceneseg.data.paste import RarePaste, paste_classes
+from sceneseg.data.paste import RarePaste
 from sceneseg.data.resize import resize_pair
 from sceneseg.errors import DataError
 from sceneseg.labels import IGNORE_INDEX
@@ -253,9 +253,8 @@ class SegmentationDataset(Dataset):
             return self.load_raw(index)
         image, label = self._frame(index)
         seed = self.sample_seed(index, copy, epoch)
-        donor = None if self.paste is None else self.paste.donor(index, seed)
-        if donor is not None:
-            image, label = paste_classes(image, label, *self._frame(donor), self.paste.classes)
+        if self.paste is not None:
+            image, label = self.paste.apply(index, seed, image, label, self._frame)
         return self.transform(image, label, seed)
 
     def _frame(self, index: int) -> tuple[np.ndarray, np.ndarray]:

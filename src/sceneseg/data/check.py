@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from sceneseg.data.base import SegmentationDataset
-from sceneseg.data.paste import paste_classes
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,9 @@ def count_labels(dataset: SegmentationDataset, pasted: bool = False) -> LabelCou
     frame_classes = np.zeros((len(dataset), num_classes), dtype=bool)
     for index in range(len(dataset)):
         image, label = dataset.load_raw(index)
-        donor = dataset.paste.donor(index, dataset.sample_seed(index, epoch=1)) if pasted and dataset.paste else None
-        if donor is not None:
-            image, label = paste_classes(image, label, *dataset.load_raw(donor), dataset.paste.classes)
+        if pasted and dataset.paste is not None:
+            seed = dataset.sample_seed(index, epoch=1)
+            image, label = dataset.paste.apply(index, seed, image, label, dataset.load_raw)
         height, width = image.shape[:2]
         sizes[f"{height}x{width}"] += 1
         # bincount over all 256 byte values: one pass per label, and ignore (255) lands in its own bin.

@@ -15,12 +15,15 @@ and every draw of the transform stays what it was without pasting; only where a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from sceneseg.data.resize import resize_pair
 from sceneseg.errors import DataError
+
+Frame = tuple[np.ndarray, np.ndarray]  # (image, label)
 
 # Mixed into the sample's seed so the paste's draws never coincide with the transform's.
 _PASTE_STREAM = 0x9A57E
@@ -46,6 +49,12 @@ class RarePaste:
         # Listed only for the frames that paste: this runs for every training sample.
         candidates = [d for d in self.donors if d != index]
         return candidates[int(rng.integers(len(candidates)))] if candidates else None
+
+    def apply(self, index: int, seed: int, image: np.ndarray, label: np.ndarray, load: Callable[[int], Frame]) -> Frame:
+        """Frame `index` (`image`, `label`) as seed `seed` pastes it, the donor read with `load`
+        (training reads prepared frames, the class-weight count raw ones)."""
+        donor = self.donor(index, seed)
+        return (image, label) if donor is None else paste_classes(image, label, *load(donor), self.classes)
 
 
 def paste_classes(
