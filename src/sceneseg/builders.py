@@ -33,6 +33,7 @@ def _transform(config: DataConfig, mode: str):
             rare_crop_prob=config.rare_crop_prob,
             max_class_share=config.max_class_share,
             photometric=config.photometric,
+            from_source=config.scale_from_source,
         )
     if mode in ("train", "crop"):
         return val_transform(config.short_side, config.crop_size)

@@ -46,6 +46,8 @@ class DataConfig:
     crop_size: int = 201
     scale_min: float = 0.5
     scale_max: float = 2.0
+    # true: resize each training frame once, from its source size to short_side * scale (transforms.ShortSideScale)
+    scale_from_source: bool = False
     rotate: float = 10.0
     blur: bool = True
     data_aug: bool = True  # False trains with the val transform, as the study's rows without augmentation

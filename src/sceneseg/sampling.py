@@ -1,5 +1,5 @@
 """Sampling that sees rare classes more often: repeat-factor sampling of frames, rare-class crops
-(data/transforms.ClassAwareCrop) and rare-class paste (data/paste.py); this module sets them up.
+(data/crops.ClassAwareCrop) and rare-class paste (data/paste.py); this module sets them up.
 
 Repeat-factor sampling (Gupta, Dollár and Girshick, LVIS, CVPR 2019): with f_c the fraction of
 train frames whose label holds class c and t = data.repeat_threshold, class c's repeat factor is

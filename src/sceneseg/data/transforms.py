@@ -26,6 +26,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from sceneseg.data.crops import ClassAwareCrop, largest_class_share  # noqa: E402, F401 (re-exported)
 from sceneseg.data.resize import LABEL_INTERPOLATION  # noqa: E402
 from sceneseg.errors import DataError  # noqa: E402
 from sceneseg.labels import IGNORE_INDEX  # noqa: E402
@@ -168,26 +169,25 @@ def train_transform(
     rare_crop_prob: float = 0.0,
     max_class_share: float = 1.0,
     photometric: float = 0.0,
+    from_source: bool = False,
 ) -> SegTransform:
     """Training augmentation: short-side resize, colour jitter (each op with probability
     `photometric`, none at 0), random scale/rotate/blur/flip, random crop (with probability
     `rare_crop_prob` centred on a rare class instead, and redrawn while one class covers more than
-    `max_class_share` of it: see ClassAwareCrop)."""
+    `max_class_share` of it: see ClassAwareCrop). `from_source` makes the resize and the random
+    scale one resize of the frame as given (ShortSideScale)."""
     if not 0 < scale[0] <= scale[1]:
         raise DataError(f"scale={scale}: expected a range (low, high) with 0 < low <= high")
-    steps: list[A.BasicTransform] = [
-        _resize_short(short_side),
-        # Jitter before scaling (fewer pixels on average) and before anything pads, so padding stays
-        # the mean colour.
-        *_photometric(photometric),
-        # RandomScale draws 1 + uniform(limit), so shift the factor range down by one.
-        A.RandomScale(
-            scale_limit=(scale[0] - 1.0, scale[1] - 1.0),
-            interpolation=cv2.INTER_LINEAR,
-            mask_interpolation=_RESIZE_MASK,
-            p=1.0,
-        ),
-    ]
+    # RandomScale draws 1 + uniform(limit), so shift the factor range down by one.
+    scaling = dict(
+        scale_limit=(scale[0] - 1.0, scale[1] - 1.0), interpolation=cv2.INTER_LINEAR, mask_interpolation=_RESIZE_MASK
+    )
+    # Jitter before scaling (fewer pixels on average) and before anything pads, so padding stays the mean colour.
+    steps: list[A.BasicTransform] = (
+        [*_photometric(photometric), ShortSideScale(short_side, **scaling)]
+        if from_source
+        else [_resize_short(short_side), *_photometric(photometric), A.RandomScale(**scaling, p=1.0)]
+    )
     if rotate > 0:
         steps.append(
             A.Rotate(
@@ -216,52 +216,20 @@ def train_transform(
     return SegTransform(_compose(steps))
 
 
-class ClassAwareCrop(A.RandomCrop):
-    """RandomCrop that, with probability `rare_prob`, centres the crop on a pixel of a rare class
-    instead, drawn uniformly among the rare pixels of the (already scaled, rotated, flipped) label.
-    Otherwise a random crop where one class covers more than `max_class_share` of the labelled
-    pixels is redrawn, up to CROP_RETRIES times; the last one drawn is kept.
+class ShortSideScale(A.RandomScale):
+    """RandomScale that brings the frame's short side to `short_side` times the drawn factor in one
+    resize of the frame as given. The study's two steps (resize to `short_side`, then scale) first
+    throw away the source's detail and then blow the small copy up again, so a crop at factor 1.5
+    of a 360-pixel CamVid frame is blurrier than the same frame evaluated at scale 1.5, where the
+    evaluation resizes the source once; in one step the crop keeps what the source has."""
 
-    `rare_classes` (class indices) is set by sampling.prepare_sampling once the train split's labels
-    are counted. A frame without a rare pixel gets the usual random crop. Near the border the crop is
-    shifted back inside the (padded) frame, so the pixel is still in the crop but off its centre.
-    Both draws come from the transform's generators, which SegTransform reseeds from the sample's
-    seed: the crop stays a function of (seed, epoch, index).
-    """
-
-    # Attributes, not constructor arguments: albumentations validates the constructor's against RandomCrop's.
-    rare_prob: float = 0.0
-    rare_classes: tuple[int, ...] = ()
-    max_class_share: float = 1.0
-    CROP_RETRIES = 10
+    def __init__(self, short_side: int, **scaling) -> None:
+        super().__init__(**scaling, p=1.0)
+        self.short_side = short_side
 
     def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
-        out = super().get_params_dependent_on_data(params, data)
-        mask = data["mask"]
-        pad = out["pad_params"] or {"pad_top": 0, "pad_bottom": 0, "pad_left": 0, "pad_right": 0}
-        if self.py_random.random() < self.rare_prob and self.rare_classes:
-            rows, cols = np.nonzero(np.isin(mask, self.rare_classes))
-            if len(rows):
-                pick = int(self.random_generator.integers(len(rows)))
-                height = mask.shape[0] + pad["pad_top"] + pad["pad_bottom"]
-                width = mask.shape[1] + pad["pad_left"] + pad["pad_right"]
-                top = min(max(rows[pick] + pad["pad_top"] - self.height // 2, 0), height - self.height)
-                left = min(max(cols[pick] + pad["pad_left"] - self.width // 2, 0), width - self.width)
-                return {**out, "crop_coords": (int(left), int(top), int(left) + self.width, int(top) + self.height)}
-        for _ in range(self.CROP_RETRIES if self.max_class_share < 1 else 0):
-            if largest_class_share(mask, out["crop_coords"], pad) <= self.max_class_share:
-                break
-            out = super().get_params_dependent_on_data(params, data)
-        return out
-
-
-def largest_class_share(mask: np.ndarray, crop_coords: tuple[int, int, int, int], pad: dict) -> float:
-    """The largest class's share of the labelled pixels in a crop (coordinates in the padded frame,
-    whose padding is ignore); 0 for a crop without labelled pixels."""
-    left, top, right, bottom = (c - pad[k] for c, k in zip(crop_coords, ("pad_left", "pad_top") * 2))
-    region = mask[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)]
-    counts = np.bincount(region.ravel(), minlength=256)[:IGNORE_INDEX]
-    return float(counts.max() / counts.sum()) if counts.sum() else 0.0
+        height, width = params["shape"][:2]
+        return {"scale": params["scale"] * self.short_side / min(height, width)}
 
 
 def _crop_padding() -> dict:
