@@ -3,6 +3,7 @@ train and val kept apart, and configs stored before data.options existed."""
 
 import json
 
+import albumentations as A
 import cv2
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from sceneseg.builders import build_dataset, build_train_val, dataset_classes, d
 from sceneseg.cli import main
 from sceneseg.config import config_from_dict, load_config, to_dict
 from sceneseg.data import DATASETS, FolderDataset, KittiRoad
+from sceneseg.data.transforms import ShortSideScale
 from sceneseg.errors import ConfigError, SceneSegError
 from tests.data.test_kitti_road import write_kitti
 from tests.test_cli import TINY
@@ -170,3 +172,17 @@ def test_the_folder_example_config_trains_on_a_folder(tmp_path):
     train, val = build_train_val(config.data, modes=("whole", "whole"))
     assert (len(train), len(val)) == (8, 2) and train.num_classes == config.model.num_classes == 4
     assert dataset_classes(config.data)[0] == ("road", "sidewalk", "vehicle", "background")
+
+
+def test_scale_from_source_reaches_the_train_pipeline(tmp_path):
+    write_folder(tmp_path)
+    for switch, expected in (("false", A.RandomScale), ("true", ShortSideScale)):
+        options = [
+            *FOLDER,
+            f"data.root={tmp_path}",
+            "data.options.split_mode=ratio",
+            f"data.scale_from_source={switch}",
+        ]
+        config = load_config(None, options).data
+        ops = build_dataset(config, "train", "train").transform.compose.transforms
+        assert [type(op) for op in ops if isinstance(op, A.RandomScale)] == [expected]

@@ -221,3 +221,54 @@ def test_a_compose_that_may_skip_is_refused():
     # SegTransform does not reseed the Compose's own generator, which only decides whether it runs.
     with pytest.raises(ValueError, match="p=0.5"):
         SegTransform(A.Compose([A.HorizontalFlip(p=1.0)], p=0.5))
+
+
+def _scale_only(scale: float, from_source: bool) -> SegTransform:
+    # No rotation, blur or flip, and a crop larger than any output, so the output is the scaled frame
+    # (padded with ignore below and right of it: the crop pads centred, so trim by the label).
+    return train_transform(
+        scale=(scale, scale), rotate=0, blur=False, flip=False, crop_size=800, from_source=from_source
+    )
+
+
+def _unpadded(image: torch.Tensor, label: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = np.nonzero(label.numpy() != 255)
+    window = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+    return image.numpy().transpose(1, 2, 0)[window], label.numpy()[window]
+
+
+@pytest.mark.parametrize(("height", "width", "scale"), [(360, 480, 1.25), (300, 500, 2.0), (240, 320, 0.5)])
+def test_scale_from_source_sets_the_short_side_in_one_resize(height, width, scale):
+    image, label = pattern(height, width, block=48)
+    out_image, out_label = _unpadded(*_scale_only(scale, from_source=True)(image, label, seed=0))
+    assert min(out_label.shape) == round(240 * scale)
+    assert abs(out_label.shape[1] / out_label.shape[0] - width / height) < 0.01
+    # Same size as the two-step pipeline gives; the labels agree away from class edges.
+    two_image, two_label = _unpadded(*_scale_only(scale, from_source=False)(image, label, seed=0))
+    assert two_label.shape == out_label.shape
+    inside = interior(out_label) & interior(two_label)
+    assert inside.sum() > 0.3 * inside.size and np.array_equal(out_label[inside], two_label[inside])
+
+
+def test_scale_from_source_keeps_the_source_detail():
+    # A 360x480 frame of 1-pixel stripes at factor 1.5 (short side 360): in one resize the frame comes
+    # out as it went in; resized to 240 first and blown up again, the stripes are gone.
+    image = np.zeros((360, 480, 3), np.uint8)
+    image[:, ::2] = 255
+    label = np.zeros((360, 480), np.uint8)
+    label[:, ::2] = 1
+    one_image, one_label = _unpadded(*_scale_only(1.5, from_source=True)(image, label, seed=0))
+    assert np.array_equal(one_image, image) and np.array_equal(one_label, label)
+    two_image, _ = _unpadded(*_scale_only(1.5, from_source=False)(image, label, seed=0))
+    assert np.abs(two_image.astype(int) - image).mean() > 60
+
+
+def test_scale_from_source_is_a_function_of_the_seed():
+    image, label = pattern(360, 480)
+    transform = train_transform(scale=(1.0, 2.0), from_source=True, photometric=0.5, rare_crop_prob=0.5)
+    transform.set_rare_classes((4, 8))
+    a, b, c = (transform(image, label, seed) for seed in (5, 5, 6))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+    # Nothing for a cache to resize ahead: the first step draws the scale from the frame's own size.
+    assert all(x is y for x, y in zip(transform.prepare(image, label), (image, label)))
