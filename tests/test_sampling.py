@@ -11,7 +11,8 @@ import torch
 
 from sceneseg.builders import build_train_val
 from sceneseg.config import load_config
-from sceneseg.data.transforms import ClassAwareCrop, largest_class_share, train_transform
+from sceneseg.data.crops import ClassAwareCrop, largest_class_share
+from sceneseg.data.transforms import train_transform
 from sceneseg.distributed import Distributed
 from sceneseg.errors import ConfigError
 from sceneseg.sampling import epoch_frames, epoch_length, prepare_sampling, rare_classes, repeat_factors

@@ -26,7 +26,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from sceneseg.data.crops import ClassAwareCrop, largest_class_share  # noqa: E402, F401 (re-exported)
+from sceneseg.data.crops import ClassAwareCrop  # noqa: E402
 from sceneseg.data.resize import LABEL_INTERPOLATION  # noqa: E402
 from sceneseg.errors import DataError  # noqa: E402
 from sceneseg.labels import IGNORE_INDEX  # noqa: E402
@@ -182,7 +182,8 @@ def train_transform(
     scaling = dict(
         scale_limit=(scale[0] - 1.0, scale[1] - 1.0), interpolation=cv2.INTER_LINEAR, mask_interpolation=_RESIZE_MASK
     )
-    # Jitter before scaling (fewer pixels on average) and before anything pads, so padding stays the mean colour.
+    # Jitter before scaling (in two steps: on the short-side frame, fewer pixels than the average scaled
+    # one) and before anything pads, so padding stays the mean colour.
     steps: list[A.BasicTransform] = (
         [*_photometric(photometric), ShortSideScale(short_side, **scaling)]
         if from_source
