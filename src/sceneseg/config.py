@@ -79,6 +79,7 @@ class ModelConfig:
     aspp_channels: int | None = None
     decoder_stride: int | None = None  # DeepLabV3+: 4 (the paper's) or 2 (a stage on the stem too)
     decoder_channels: int | None = None
+    mid_skip: bool | None = None  # DeepLabV3+: layer2's stride-8 features into the stride-4 decoder too
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,27 @@ def small(**options) -> DeepLabV3Plus:
     return deeplabv3plus(NUM_CLASSES, **{"backbone": "resnet18", "aspp_channels": 32, **options})
 
 
+def perturb_skip(net: DeepLabV3Plus, skip: torch.nn.Module, cell: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Add 50 to one cell of `skip`'s input on that path only (the trunk above it sees the original).
+
+    Returns the input `skip` read on an unperturbed pass over a 97 x 130 frame and where the logits
+    move (an H x W mask) when the cell changes.
+    """
+    seen = []
+    handle = skip.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    x = torch.randn(1, 3, 97, 130)
+    with torch.no_grad():
+        base = net(x)["out"]
+    handle.remove()
+    delta = torch.zeros_like(seen[0])
+    delta[:, :, cell[0], cell[1]] = 50.0
+    handle = skip.register_forward_pre_hook(lambda m, args: args[0] + delta)
+    with torch.no_grad():
+        changed = (net(x)["out"] - base).abs().amax(1)[0] > 1e-5
+    handle.remove()
+    return seen[0], changed
+
+
 def test_registered_under_deeplabv3plus() -> None:
     assert MODELS["deeplabv3plus"] is deeplabv3plus
 
@@ -64,21 +85,12 @@ def test_aspp_layout_and_image_pooling() -> None:
 
 def test_skip_takes_layer1_and_reaches_the_logits_locally() -> None:
     net = small().eval()
-    seen = {}
-    net.backbone.layer1.register_forward_hook(lambda m, i, out: seen.__setitem__("layer1", out))
-    net.skip.register_forward_pre_hook(lambda m, args: seen.__setitem__("skip", args[0]))
-    x = torch.randn(1, 3, 97, 130)
-    with torch.no_grad():
-        base = net(x)["out"]
-    assert seen["skip"] is seen["layer1"] and seen["skip"].shape == (1, 64, 25, 33)  # stride 4
-    # Perturb layer1 on the skip path only (the trunk above it saw the original): the logits change,
-    # and only near that cell: the decoder's two 3x3 convs at stride 4 reach about 3 cells, 12-16 px.
-    delta = torch.zeros(1, 64, 25, 33)
-    delta[:, :, 12, 16] = 50.0
-    handle = net.skip.register_forward_pre_hook(lambda m, args: args[0] + delta)
-    with torch.no_grad():
-        changed = (net(x)["out"] - base).abs().amax(1)[0] > 1e-5
-    handle.remove()
+    layer1 = []
+    net.backbone.layer1.register_forward_hook(lambda m, i, out: layer1.append(out))
+    # The logits change only near the perturbed cell: the decoder's two 3x3 convs at stride 4 reach
+    # about 3 cells, 12-16 px.
+    read, changed = perturb_skip(net, net.skip, (12, 16))
+    assert read is layer1[0] and read.shape == (1, 64, 25, 33)  # stride 4
     rows, cols = changed.nonzero(as_tuple=True)
     assert changed.any() and changed[12 * 4 + 1, 16 * 4 + 1]
     assert rows.min() >= 12 * 4 - 20 and rows.max() <= 12 * 4 + 20
@@ -91,21 +103,13 @@ def test_decoder_stride_2_reads_the_stem_and_reaches_the_logits_finely(deep_stem
     assert small().fine is None and not any(k.startswith("fine.") for k in small().state_dict())
     assert {k.split(".")[1] for k in net.state_dict() if k.startswith("fine.")} == {"reduce", "skip", "fuse"}
     assert net.classifier.in_channels == 64 and net.fine.skip[0].in_channels == stem_channels
-    seen = {}
-    net.backbone.maxpool.register_forward_pre_hook(lambda m, args: seen.__setitem__("stem", args[0]))
-    net.fine.skip.register_forward_pre_hook(lambda m, args: seen.__setitem__("skip", args[0]))
-    x = torch.randn(1, 3, 97, 130)
-    with torch.no_grad():
-        base = net(x)["out"]
-    assert base.shape == (1, NUM_CLASSES, 97, 130)
-    assert seen["skip"] is seen["stem"] and seen["skip"].shape == (1, stem_channels, 49, 65)  # stride 2
+    stem = []
+    net.backbone.maxpool.register_forward_pre_hook(lambda m, args: stem.append(args[0]))
     # A change of one stem cell on the skip path moves the logits within one 3x3 conv at stride 2
     # (and the bilinear upsampling): a few pixels, where the stride-4 skip reaches 12-16.
-    delta = torch.zeros(1, stem_channels, 49, 65)
-    delta[:, :, 24, 32] = 50.0
-    net.fine.skip.register_forward_pre_hook(lambda m, args: args[0] + delta)
-    with torch.no_grad():
-        changed = (net(x)["out"] - base).abs().amax(1)[0] > 1e-5
+    read, changed = perturb_skip(net, net.fine.skip, (24, 32))
+    assert read is stem[0] and read.shape == (1, stem_channels, 49, 65)  # stride 2
+    assert changed.shape == (97, 130)
     rows, cols = changed.nonzero(as_tuple=True)
     assert changed[24 * 2, 32 * 2]
     assert rows.min() >= 48 - 6 and rows.max() <= 48 + 6 and cols.min() >= 64 - 6 and cols.max() <= 64 + 6
@@ -119,6 +123,21 @@ def test_decoder_channels_set_the_stride_4_convs_and_what_reads_them(decoder_str
     reader = net.classifier if decoder_stride == 4 else net.fine.reduce[0]
     assert reader.in_channels == 24 and small().fuse[1][0].out_channels == 256
     assert net(torch.randn(2, 3, 45, 61))["out"].shape == (2, NUM_CLASSES, 45, 61)
+
+
+def test_mid_skip_feeds_layer2_into_the_stride_4_decoder() -> None:
+    net = small(mid_skip=True).eval()
+    assert small().mid is None and not any(k.startswith("mid.") for k in small().state_dict())
+    assert net.mid[0].in_channels == 128 and net.fuse[0][0].in_channels == 32 + 48 + 48
+    layer2 = []
+    net.backbone.layer2.register_forward_hook(lambda m, i, out: layer2.append(out))
+    # One layer2 cell on the skip path moves the logits near it only: the bilinear step to stride 4
+    # and the decoder's two 3x3 convs reach about 4 stride-4 cells around the cell's 8x8 pixels.
+    read, changed = perturb_skip(net, net.mid, (6, 8))
+    assert read is layer2[0] and read.shape == (1, 128, 13, 17)  # stride 8
+    rows, cols = changed.nonzero(as_tuple=True)
+    assert changed[6 * 8 + 4, 8 * 8 + 4]
+    assert rows.min() >= 48 - 28 and rows.max() <= 56 + 28 and cols.min() >= 64 - 28 and cols.max() <= 72 + 28
 
 
 def test_aux_only_when_enabled_and_training() -> None:

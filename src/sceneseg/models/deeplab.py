@@ -43,6 +43,7 @@ ASPP_DROPOUT = 0.1
 FINE_SKIP_CHANNELS = 32  # the stem's stride-2 skip, fewer still than layer1's, for the same reason
 FINE_CHANNELS = 64
 DECODER_STRIDES = (4, 2)
+MID_SKIP_CHANNELS = 48  # layer2's stride-8 skip (mid_skip), as wide as layer1's
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -109,7 +110,8 @@ class DeepLabV3Plus(SegmentationModel):
 
     State_dict keys: `backbone.<torchvision ResNet key>`, `aspp.*` (see ASPP), `skip.{0,1}.*`,
     `fuse.{0,1}.{0,1}.*`, `classifier.{weight,bias}`, with aux_loss `aux.{0,1,4}.*`, and with
-    decoder_stride 2 `fine.*` (see FineStage; the classifier then reads its 64 channels).
+    decoder_stride 2 `fine.*` (see FineStage; the classifier then reads its 64 channels), with mid_skip
+    `mid.{0,1}.*`.
     """
 
     final_layers = ("classifier", "aux.4")
@@ -122,6 +124,7 @@ class DeepLabV3Plus(SegmentationModel):
         aspp_channels: int = ASPP_CHANNELS,
         decoder_stride: int = 4,
         decoder_channels: int = DECODER_CHANNELS,
+        mid_skip: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -129,8 +132,10 @@ class DeepLabV3Plus(SegmentationModel):
         rates = ASPP_RATES[backbone.output_stride]
         self.aspp = ASPP(backbone.channels["layer4"], aspp_channels, rates, ASPP_DROPOUT)
         self.skip = conv_bn_relu(backbone.channels["layer1"], SKIP_CHANNELS)
+        self.mid = conv_bn_relu(backbone.channels["layer2"], MID_SKIP_CHANNELS) if mid_skip else None
+        fuse_in = aspp_channels + SKIP_CHANNELS + (MID_SKIP_CHANNELS if mid_skip else 0)
         self.fuse = nn.Sequential(
-            conv_bn_relu(aspp_channels + SKIP_CHANNELS, decoder_channels, 3),
+            conv_bn_relu(fuse_in, decoder_channels, 3),
             conv_bn_relu(decoder_channels, decoder_channels, 3),
         )
         self.fine = FineStage(decoder_channels, backbone.channels["stem"]) if decoder_stride == 2 else None
@@ -141,8 +146,11 @@ class DeepLabV3Plus(SegmentationModel):
         input_size = (x.shape[-2], x.shape[-1])
         features = self.backbone(x)
         low = self.skip(features["layer1"])
-        context = _resize(self.aspp(features["layer4"]), (low.shape[-2], low.shape[-1]))
-        decoded = self.fuse(torch.cat([context, low], dim=1))
+        size = (low.shape[-2], low.shape[-1])
+        parts = [_resize(self.aspp(features["layer4"]), size), low]
+        if self.mid is not None:
+            parts.append(_resize(self.mid(features["layer2"]), size))
+        decoded = self.fuse(torch.cat(parts, dim=1))
         if self.fine is not None:
             decoded = self.fine(decoded, features["stem"])
         logits = self.classifier(decoded)
@@ -163,11 +171,14 @@ def deeplabv3plus(
     aspp_channels: int = ASPP_CHANNELS,
     decoder_stride: int = 4,
     decoder_channels: int = DECODER_CHANNELS,
+    mid_skip: bool = False,
 ) -> DeepLabV3Plus:
     """Build a DeepLabV3+; the defaults are the paper's training setup on ResNet-50 (output stride 16).
 
     `output_stride` is 16 (layer4 dilated) or 8 (layer3 and layer4; finer, about 3x the compute).
     `decoder_stride` is 4 (the paper's decoder) or 2 (FineStage on the stem as well).
+    `mid_skip` adds layer2's stride-8 features (reduced to 48 channels) to the stride-4 decoder's input,
+    a U-Net-like middle step between ASPP's stride 16 and layer1 (not in the paper).
     `aspp_channels` and `decoder_channels` (256 each, the paper's) set the widths of ASPP and of the
     stride-4 decoder convs; halving both raised ResNet-18's training rate 1.38x (README, "Speed").
     `pretrained` is None (random init), "imagenet" (torchvision's weights; plain stem only) or the
@@ -183,4 +194,4 @@ def deeplabv3plus(
     trunk = build_backbone(backbone, deep_stem, output_stride, strides=sorted(ASPP_RATES))
     if pretrained is not None:
         load_backbone_weights(trunk, pretrained, backbone)
-    return DeepLabV3Plus(trunk, num_classes, aux_loss, aspp_channels, decoder_stride, decoder_channels)
+    return DeepLabV3Plus(trunk, num_classes, aux_loss, aspp_channels, decoder_stride, decoder_channels, mid_skip)
