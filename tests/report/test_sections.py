@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +156,29 @@ def test_broken_or_partial_reference_files_never_stop_the_report(small_study, tm
 def test_the_reference_option_names_its_default(capsys):
     assert main(["report", "--help"]) == 0
     assert f"default: {DEFAULT_REFERENCE}" in " ".join(capsys.readouterr().out.split())
+
+
+COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "study_cpu_offline"
+
+
+def _sections(report: Path) -> tuple[set[str], set[str]]:
+    """(headings, figure files) of a report folder, run names taken out: `### Transfer: <row> to <row>`
+    becomes `### Transfer`, `transfer_<run>.png` becomes `transfer_*.png`."""
+    markdown = (report / "README.md").read_text()
+    headings = {re.sub(r"^(#+ Transfer):.*", r"\1", line) for line in markdown.splitlines() if line.startswith("##")}
+    linked = re.findall(r"\]\(([\w.-]+\.png)\)", markdown)
+    assert sorted(linked) == sorted(p.name for p in report.glob("*.png")), f"{report}: links and files differ"
+    return headings, {re.sub(r"^transfer_.*", "transfer_*.png", name) for name in linked}
+
+
+def test_the_committed_study_report_has_every_section_the_code_writes(small_study):
+    # The committed CPU study report once went two weeks without the sections added since it was
+    # made; a study with the same kinds of rows (CamVid rows, a KITTI row, a transfer) must not
+    # produce a heading or a figure that the committed one lacks. Regenerate it when this fails:
+    # `sceneseg study camvid_study_cpu_offline`, then copy its report folder to docs/study_cpu_offline.
+    _, out = small_study
+    headings, figures = _sections(out / "report")
+    committed_headings, committed_figures = _sections(COMMITTED)
+    assert headings - committed_headings == set()
+    assert figures - committed_figures == set()
+    assert {"### CamVid: errors by object size", "### CamVid: accuracy near class boundaries"} <= headings
