@@ -33,6 +33,10 @@ MODELS = {
     "deeplabv3plus18_fine": ("deeplabv3plus", FINE),
     # The same with ASPP and the stride-4 decoder at half width (128 channels each).
     "deeplabv3plus18_fine_slim": ("deeplabv3plus", dict(FINE, aspp_channels=128, decoder_channels=128)),
+    "deeplabv3plus34_fine_slim": (
+        "deeplabv3plus",
+        dict(FINE, backbone="resnet34", aspp_channels=128, decoder_channels=128),
+    ),
     # ... plus layer2's stride-8 skip into the stride-4 decoder (model.mid_skip).
     "deeplabv3plus18_fine_slim_mid": (
         "deeplabv3plus",
