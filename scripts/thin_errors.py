@@ -22,6 +22,8 @@ import sys
 import cv2
 import numpy as np
 
+from sceneseg.labels import IGNORE_INDEX
+
 DISTANCES = (1.5, 2.5, 4.5)
 NEAR = 1.5
 MIN_AREA = 10
@@ -46,7 +48,7 @@ class ClassErrors:
     objects: int = 0
     found: int = 0
 
-    def add(self, pred: np.ndarray, target: np.ndarray, cls: int, ignore: int = 255) -> None:
+    def add(self, pred: np.ndarray, target: np.ndarray, cls: int, ignore: int = IGNORE_INDEX) -> None:
         truth, called = target == cls, (pred == cls) & (target != ignore)
         self.hits += int((truth & called).sum())
         self.false_positive.append(_distance_to(truth)[called & ~truth])
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", nargs="+", default=["Column_Pole", "SignSymbol"])
     parser.add_argument("overrides", nargs="*", help="key=value changes to the checkpoint's config")
     args = parser.parse_args(argv)
+    classes = list(dict.fromkeys(args.classes))  # a class named twice is counted once
     import torch
 
     from sceneseg.api import load_model, predict
@@ -93,23 +96,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_dict(load_checkpoint(args.checkpoint)["config"], args.overrides)
         dataset = build_dataset(config.data, "val", "whole", split=args.split)
-        missing = [c for c in args.classes if c not in dataset.class_names]
+        missing = [c for c in classes if c not in dataset.class_names]
         if missing:
             raise SceneSegError(f"--classes {missing[0]!r}: not a class of {args.checkpoint}")
         model, settings = load_model(args.checkpoint), InferenceSettings.from_eval(config.eval)
-        errors = {c: ClassErrors() for c in args.classes}
+        bf16 = bf16_supported(torch.device("cpu"))
+        errors = {list(dataset.class_names).index(c): ClassErrors() for c in classes}
         for index in range(len(dataset)):
             image, target = dataset.load_raw(index)
-            pred = predict(model, image, settings, bf16=bf16_supported(torch.device("cpu")))
-            for name, counts in errors.items():
-                counts.add(pred, target, list(dataset.class_names).index(name))
+            pred = predict(model, image, settings, bf16=bf16)
+            for cls, counts in errors.items():
+                counts.add(pred, target, cls)
     except SceneSegError as error:
         print(f"thin_errors: {error}", file=sys.stderr)
         return 2
     far = " | ".join(f"far FP > {d} px | far missed > {d} px" for d in DISTANCES)
     print(f"| class | IoU | {far} | IoU forgiving errors <= {NEAR} px | objects found |")
     print("|---" * (4 + 2 * len(DISTANCES)) + "|")
-    for name, counts in errors.items():
+    for name, counts in zip(classes, errors.values()):
         s = counts.summary()
         cells = " | ".join(f"{s['far_false_positive'][d]:.2f} | {s['far_missed'][d]:.2f}" for d in DISTANCES)
         print(f"| {name} | {s['iou']:.3f} | {cells} | {s['iou_forgiving_near']:.3f} | {s['found']} / {s['objects']} |")
