@@ -8,7 +8,8 @@ PSPNet-18 with median-frequency weights calls 13.6x as many pixels Pedestrian as
 -tau * ln(w_c) to the log-probabilities removes that prior: tau = 1 entirely, tau = 0 not at all. The
 weights are the ones the run trained with (RUN_DIR/class_weights.json). `--leave CLASS ...` keeps
 those classes' offsets at 0, for a class whose weighting is what finds it at all (a thin class the
-removed prior would hand back to its wide neighbours). Choose tau on a held-out split, not on the
+removed prior would hand back to its wide neighbours); a class of weight 0 (absent from the train
+split) keeps 0 too, since no prior was added to it. Choose tau on a held-out split, not on the
 split you report: `sceneseg evaluate RUN_DIR/best.pt --split heldout OVERRIDE`.
 """
 
@@ -39,16 +40,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"class_bias: {record} does not exist: was {args.run} trained with loss.class_weights?", file=sys.stderr)
         return 2
     weights = json.loads(record.read_text())["weights"]
-    if min(weights.values()) <= 0:
-        print(f"class_bias: {record}: every weight must be positive to take its logarithm", file=sys.stderr)
-        return 2
     unknown = sorted(set(args.leave) - set(weights))
     if unknown:
         print(
             f"class_bias: --leave {' '.join(unknown)}: not a class of {record} ({', '.join(weights)})", file=sys.stderr
         )
         return 2
-    leave = [name in args.leave for name in weights]
+    # A weight of 0 (a class absent from the train split, or listed as 0) added no prior to take back.
+    unweighted = [name for name, w in weights.items() if w <= 0 and name not in args.leave]
+    if unweighted:
+        print(f"class_bias: {', '.join(unweighted)}: weight 0 in {record}, offset left at 0", file=sys.stderr)
+    leave = [name in args.leave or name in unweighted for name in weights]
     for tau in args.tau:
         values = ",".join(str(b) for b in class_bias(list(weights.values()), tau, leave))
         print(f"eval.class_bias=[{values}]")

@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     from sceneseg.checkpoint import load_checkpoint
     from sceneseg.config import config_from_dict
     from sceneseg.errors import SceneSegError
-    from sceneseg.inference import InferenceSettings, bf16_supported
+    from sceneseg.evaluation import resolve_precision
+    from sceneseg.inference import InferenceSettings
 
     try:
         config = config_from_dict(load_checkpoint(args.checkpoint)["config"], args.overrides)
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise SceneSegError(f"--classes {missing[0]!r}: not a class of {args.checkpoint}")
         model, settings = load_model(args.checkpoint), InferenceSettings.from_eval(config.eval)
-        bf16 = bf16_supported(torch.device("cpu"))
+        bf16 = resolve_precision(config, torch.device("cpu")).bf16  # train.bf16, as `sceneseg evaluate` takes it
         errors = {list(dataset.class_names).index(c): ClassErrors() for c in classes}
         for index in range(len(dataset)):
             image, target = dataset.load_raw(index)

@@ -59,3 +59,22 @@ def test_clear_errors_for_missing_truncated_and_foreign_files(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, foreign)
     with pytest.raises(WeightsError, match="not a sceneseg checkpoint"):
         load_checkpoint(foreign)
+
+
+def test_resume_needs_epochs_for_the_part_way_epoch_too(tmp_path):
+    # A run stopped part-way through epoch 3: train.epochs=2 would drop that part, and last.pt, still
+    # marking it, would keep the run partial for ever; 3 continues it.
+    from sceneseg.checkpoint import checkpoint_to_resume
+    from sceneseg.config import load_config, to_dict
+    from sceneseg.errors import ConfigError
+
+    config = load_config(None, [f"train.out_dir={tmp_path}", "train.epochs=5"])
+    content = dict(config=to_dict(config), model={}, epoch=2, interrupted={"epoch": 3, "iteration": 1})
+    save_checkpoint(tmp_path / "last.pt", **content)
+    short = load_config(None, [f"train.out_dir={tmp_path}", "train.epochs=2"])
+    with pytest.raises(ConfigError, match=r"already trained 2 epochs, and part of epoch 3; expected at least 3$"):
+        checkpoint_to_resume(short, tmp_path)
+    enough = load_config(None, [f"train.out_dir={tmp_path}", "train.epochs=3"])
+    assert checkpoint_to_resume(enough, tmp_path)["interrupted"]["epoch"] == 3
+    save_checkpoint(tmp_path / "last.pt", **{k: v for k, v in content.items() if k != "interrupted"})
+    assert checkpoint_to_resume(short, tmp_path)["epoch"] == 2  # no part-way epoch: 2 epochs are all it has

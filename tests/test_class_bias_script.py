@@ -43,3 +43,15 @@ def test_left_classes_keep_a_zero_offset(tmp_path, capsys):
     assert script.main([str(tmp_path), "--leave", "Pole", "sky"]) == 2
     err = capsys.readouterr().err
     assert "--leave Pole sky: not a class of" in err and "(road, pole, sign)" in err
+
+
+def test_a_class_of_weight_zero_keeps_a_zero_offset(tmp_path, capsys):
+    # Absent from the train split, so weighted 0: there is no prior to take back, and ln 0 is no offset.
+    weights = {"road": 0.5, "boat": 0.0, "sign": 4.0}
+    (tmp_path / "class_weights.json").write_text(json.dumps({"class_weights": "enet", "weights": weights}))
+    assert script.main([str(tmp_path), "--tau", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "eval.class_bias=[0.6931,0.0,-1.3863]"
+    assert "boat: weight 0 in" in captured.err
+    assert script.main([str(tmp_path), "--tau", "1", "--leave", "boat"]) == 0
+    assert capsys.readouterr().err == ""

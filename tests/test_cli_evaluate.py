@@ -115,3 +115,17 @@ def test_evaluate_defaults_to_the_split_the_run_validated_on(tmp_path, capsys):
     assert main(args) == 0
     summary = json.loads((tmp_path / "run" / "eval_test.json").read_text())
     assert summary["split"] == "test" and summary["frames"] == FRAMES["test"]
+
+
+def test_evaluate_in_crop_mode_says_which_eval_settings_it_leaves_out(tmp_path, capsys):
+    # Mode crop is the per-epoch protocol: a class bias or flip in the config would silently not count.
+    _write_camvid(tmp_path / "camvid")
+    checkpoint = _untrained_checkpoint(tmp_path / "run" / "best.pt")
+    args = ["evaluate", str(checkpoint), "--root", str(tmp_path / "camvid"), "--no-progress", "--mode", "crop"]
+    bias = "eval.class_bias=[" + ",".join(["0.1"] * len(SEGNET_ORDER)) + "]"
+    assert main([*args, "eval.flip=true", bias]) == 0
+    out = capsys.readouterr().out
+    assert "eval.flip, eval.class_bias do not apply" in out
+    assert json.loads((tmp_path / "run" / "eval_val.json").read_text())["mode"] == "crop"
+    assert main([*args, "eval.flip=false"]) == 0  # nothing left out, nothing said
+    assert "do not apply" not in capsys.readouterr().out

@@ -110,6 +110,48 @@ def test_stop_signal_saves_a_checkpoint_mid_epoch_and_resume_finishes_exactly(tm
     _assert_same_run(run, reference)
 
 
+def test_the_stop_handlers_cover_the_epochs_and_not_the_final_evaluation(tmp_path, monkeypatch):
+    # The final evaluation cannot resume part-way: a signal there must end the process as usual.
+    import sceneseg.training
+
+    before = signal.getsignal(signal.SIGTERM)
+    seen = {}
+    real_epoch, real_evaluation = sceneseg.training.train_one_epoch, sceneseg.training.evaluate_weights
+
+    def epoch(*args, **kwargs):
+        seen.setdefault("epochs", signal.getsignal(signal.SIGTERM))
+        return real_epoch(*args, **kwargs)
+
+    def evaluation(*args, **kwargs):
+        seen["evaluation"] = signal.getsignal(signal.SIGTERM)
+        return real_evaluation(*args, **kwargs)
+
+    monkeypatch.setattr(sceneseg.training, "train_one_epoch", epoch)
+    monkeypatch.setattr(sceneseg.training, "evaluate_weights", evaluation)
+    assert main(_train_args(tmp_path / "run")) == 0
+    assert seen["epochs"] is not before and seen["evaluation"] is before
+
+
+def test_a_signal_after_the_last_epoch_stops_before_the_final_evaluation(tmp_path, reference, monkeypatch, capsys):
+    import sceneseg.training
+
+    real_fit = sceneseg.training._fit
+
+    def fit_then_signal(*args, **kwargs):
+        fitted = real_fit(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # after the last epoch's own check, the handlers still on
+        return fitted
+
+    monkeypatch.setattr(sceneseg.training, "_fit", fit_then_signal)
+    run = tmp_path / "run"
+    assert main(_train_args(run)) == 128 + signal.SIGTERM
+    assert "training stopped after its last epoch, before the final evaluation" in capsys.readouterr().err
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2 and not (run / "metrics.json").exists()
+    monkeypatch.undo()
+    assert main(_train_args(run, "--resume")) == 0  # just the evaluation
+    _assert_same_run(run, reference)
+
+
 def test_non_finite_loss_stops_with_epoch_and_iteration_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
     import sceneseg.training
 

@@ -167,10 +167,14 @@ def checkpoint_to_resume(config: Config, run_dir: Path) -> dict[str, Any]:
             f"{', '.join(RESUMABLE_KEYS)}* may change), or train into another train.out_dir"
         )
     done = resume["epoch"]
-    if config.train.epochs < done:
+    # A part-way epoch counts: with train.epochs = done it would be dropped, and last.pt, still
+    # marking it, would leave the run partial for ever.
+    needed = done + 1 if "interrupted" in resume else done
+    if config.train.epochs < needed:
+        part = f", and part of epoch {done + 1}" if needed > done else ""
         raise ConfigError(
-            f"train.epochs = {config.train.epochs}, but {run_dir} has already trained {done} epochs; "
-            f"expected at least {done}"
+            f"train.epochs = {config.train.epochs}, but {run_dir} has already trained {done} epochs{part}; "
+            f"expected at least {needed}"
         )
     if run_state(run_dir, config.train.epochs, resume) == "finished":
         raise SceneSegError(

@@ -7,8 +7,8 @@ last.pt holds all of it, written every train.checkpoint_every epochs, after the 
 when a stop signal ends the run. best.pt is written only just before last.pt (when the best
 changed since), so the two always describe the same stretch of the run: a run killed between two
 last.pt writes resumes from the older one, where best.pt also stands, and retrains what follows.
-Each rank keeps a CPU copy of the best weights, so the final evaluation reads no file (several
-machines need no shared storage for it).
+Each rank keeps a CPU copy of the best weights, so the final evaluation reads no file, unless the
+best epoch was trained before a resume (then best.pt, as the resume read last.pt).
 
 Files are written off the training thread: `write` takes a CPU copy of everything they hold (the
 next step changes the weights in place) and hands it to a thread, which writes best.pt and then

@@ -52,7 +52,7 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .evaluation import evaluate_weights
+    from .evaluation import crop_mode_ignores, evaluate_weights
 
     checkpoint = load_checkpoint(args.checkpoint)
     overrides = list(args.overrides)
@@ -60,6 +60,9 @@ def _evaluate(args: argparse.Namespace) -> None:
         overrides.append(f"data.root={args.root}")
     config = config_from_dict(checkpoint["config"], overrides)
     split = args.split or config.data.val_split  # the split the run validated on, whatever its name
+    unused = crop_mode_ignores(config.eval) if (args.mode or config.eval.mode) == "crop" else []
+    if unused:
+        print(f"note: mode crop scores centre crops as the per-epoch validation does; {', '.join(unused)} do not apply")
     summary = evaluate_weights(config, checkpoint["model"], split, mode=args.mode, show_progress=not args.no_progress)
     print(format_metrics(summary))
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f"eval_{split}.json")
@@ -191,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the stored config", default=[])
     evaluate.add_argument("--root", help="data root (default: the one the model was trained on)")
     evaluate.add_argument("--split", help="a split name, e.g. train, val or test (default: the run's data.val_split)")
-    evaluate.add_argument("--mode", choices=EVAL_MODES, help="default: the config's eval.mode")
+    evaluate.add_argument(
+        "--mode", choices=EVAL_MODES, help="default: the config's eval.mode; crop: the per-epoch centre crops"
+    )
     evaluate.add_argument("--out", help="metrics JSON (default: eval_<split>.json beside the checkpoint)")
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(func=_evaluate)

@@ -53,38 +53,37 @@ def _train_and_evaluate(
     args: argparse.Namespace, config: Config, run_dir: Path, resume: dict | None, dist: Distributed
 ) -> int:
     from .phases import format_phases
-    from .stopping import TrainingStopped, stop_on_signals
+    from .stopping import StopRequest, TrainingStopped, stop_on_signals
     from .training import train_and_evaluate
 
     say = print if dist.is_main else (lambda *a, **k: None)
-    # The handlers cover the epochs only: the final evaluation is not resumable part-way, and a
-    # signal there ends it as usual (--resume then runs just the evaluation).
-    with stop_on_signals() as request:
-        try:
-            summary = train_and_evaluate(
-                config,
-                run_dir,
-                resume=resume,
-                show_progress=not args.no_progress,
-                log=lambda message: say(message, flush=True),
-                dist=dist,
-                should_stop=request,
-            )
-        except TrainingStopped as stop:
-            again = [
-                "sceneseg",
-                "train",
-                *([args.config] if args.config else []),
-                *args.overrides,
-                "--resume",
-                *(["--no-progress"] if args.no_progress else []),
-            ]
-            command = shlex.join(again)
-            if dist.enabled:
-                command = f"torchrun <the same torchrun options> -m {command}"
-            say(f"sceneseg: {stop}. Resume with:\n  {command}", file=sys.stderr, flush=True)
-            # Another rank's signal stopped this one: report it as a termination request.
-            return 128 + (request.signum or signal.SIGTERM)
+    request = StopRequest()
+    try:
+        summary = train_and_evaluate(
+            config,
+            run_dir,
+            resume=resume,
+            show_progress=not args.no_progress,
+            log=lambda message: say(message, flush=True),
+            dist=dist,
+            should_stop=request,
+            stop_scope=lambda: stop_on_signals(request),  # the epochs only, not the final evaluation
+        )
+    except TrainingStopped as stop:
+        again = [
+            "sceneseg",
+            "train",
+            *([args.config] if args.config else []),
+            *args.overrides,
+            "--resume",
+            *(["--no-progress"] if args.no_progress else []),
+        ]
+        command = shlex.join(again)
+        if dist.enabled:
+            command = f"torchrun <the same torchrun options> -m {command}"
+        say(f"sceneseg: {stop}. Resume with:\n  {command}", file=sys.stderr, flush=True)
+        # Another rank's signal stopped this one: report it as a termination request.
+        return 128 + (request.signum or signal.SIGTERM)
     say(format_metrics(summary))
     say("\n" + format_phases(summary["phases"]))
     say(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt, config.yaml")
@@ -114,7 +113,7 @@ def next_steps(config: Config, run_dir: Path) -> str:
 
 
 def study_command(args: argparse.Namespace) -> int:
-    from .stopping import TrainingStopped, stop_on_signals
+    from .stopping import StopRequest, TrainingStopped, stop_on_signals
     from .study import load_study, run_study
     from .training import train_and_evaluate
 
@@ -122,22 +121,27 @@ def study_command(args: argparse.Namespace) -> int:
     overrides = [o for o in args.overrides if not o.startswith("study.")]
     study = load_study(args.study, settings)
     print(f"study {study.name}: {len(study.rows)} rows into {study.out_dir}/")
-    with stop_on_signals() as request:
-        try:
-            failures = run_study(
-                study,
-                overrides,
-                lambda config, resume: train_and_evaluate(
-                    config, Path(config.train.out_dir), resume, show_progress=not args.no_progress, should_stop=request
-                ),
-                only=args.only,
-            )
-        except TrainingStopped as stop:
-            again = shlex.join(
-                ["sceneseg", "study", args.study, *args.overrides, *(["--only", *args.only] if args.only else [])]
-            )
-            print(f"sceneseg: {stop}. Finished rows are kept; continue with:\n  {again}", file=sys.stderr)
-            return 128 + (request.signum or signal.SIGTERM)
+    request = StopRequest()
+    try:
+        failures = run_study(
+            study,
+            overrides,
+            lambda config, resume: train_and_evaluate(
+                config,
+                Path(config.train.out_dir),
+                resume,
+                show_progress=not args.no_progress,
+                should_stop=request,
+                stop_scope=lambda: stop_on_signals(request),  # each row's epochs, as in `train`
+            ),
+            only=args.only,
+        )
+    except TrainingStopped as stop:
+        again = shlex.join(
+            ["sceneseg", "study", args.study, *args.overrides, *(["--only", *args.only] if args.only else [])]
+        )
+        print(f"sceneseg: {stop}. Finished rows are kept; continue with:\n  {again}", file=sys.stderr)
+        return 128 + (request.signum or signal.SIGTERM)
     if not args.no_report:
         from .report import build_report
 

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from .builders import build_dataset
-from .config import Config
+from .config import Config, EvalConfig
 from .distributed import Distributed, single_process
 from .engine import evaluate
 from .inference import InferenceSettings, Precision, bf16_supported, resolve_device
@@ -42,6 +42,17 @@ def describe_hardware(device: torch.device, processes: int = 1) -> str:
             pass
         name = f"CPU: {name}, {torch.get_num_threads()} threads"
     return f"{processes} x {name}" if processes > 1 else name
+
+
+def crop_mode_ignores(options: EvalConfig) -> list[str]:
+    """The eval settings mode "crop" leaves out: it scores the per-epoch protocol's centre crops as
+    they come (evaluate_weights gives it no InferenceSettings), with no flip, scales or class bias."""
+    unused = {
+        "eval.flip": options.flip,
+        "eval.scales": tuple(options.scales) != (1.0,),
+        "eval.class_bias": bool(options.class_bias),
+    }
+    return [key for key, set_ in unused.items() if set_]
 
 
 def evaluate_weights(

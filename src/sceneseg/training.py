@@ -14,10 +14,12 @@ CPU, with any number of DataLoader workers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -230,15 +232,25 @@ def train_and_evaluate(
     log: Log = PRINT,
     dist: Distributed | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    stop_scope: Callable[[], AbstractContextManager] = contextlib.nullcontext,
 ) -> dict:
     """fit, then score the best epoch's weights with the config's evaluation protocol into
     run_dir/metrics.json.
+
+    `stop_scope` (the CLI's signal handlers, which feed `should_stop`) is entered for the epochs only:
+    the final evaluation cannot resume part-way, so a signal there ends the process as usual, and
+    `--resume` then runs just the evaluation.
 
     Returns the metrics summary, which also records the best epoch, the final evaluation's seconds,
     the hardware and the run's phases (phases.py), so that a report can state the protocol of every number.
     """
     dist = dist or single_process(config.device)
-    fitted = _fit(config, run_dir, resume, show_progress, log, dist, should_stop)
+    with stop_scope():
+        fitted = _fit(config, run_dir, resume, show_progress, log, dist, should_stop)
+        if dist.any(should_stop()):  # asked for after the last epoch's own check
+            fitted.checkpoints.wait()
+            dist.barrier()
+            raise TrainingStopped(run_dir / "last.pt", "after its last epoch, before the final evaluation")
     try:
         summary = _evaluate_best(config, run_dir, fitted, show_progress, log, dist)
     except BaseException:
