@@ -60,7 +60,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         overrides.append(f"data.root={args.root}")
     config = config_from_dict(checkpoint["config"], overrides)
     split = args.split or config.data.val_split  # the split the run validated on, whatever its name
-    unused = crop_mode_ignores(config.eval) if (args.mode or config.eval.mode) == "crop" else []
+    unused = crop_mode_ignores(config.eval, args.mode)
     if unused:
         print(f"note: mode crop scores centre crops as the per-epoch validation does; {', '.join(unused)} do not apply")
     summary = evaluate_weights(config, checkpoint["model"], split, mode=args.mode, show_progress=not args.no_progress)

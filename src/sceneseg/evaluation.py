@@ -44,9 +44,12 @@ def describe_hardware(device: torch.device, processes: int = 1) -> str:
     return f"{processes} x {name}" if processes > 1 else name
 
 
-def crop_mode_ignores(options: EvalConfig) -> list[str]:
-    """The eval settings mode "crop" leaves out: it scores the per-epoch protocol's centre crops as
-    they come (evaluate_weights gives it no InferenceSettings), with no flip, scales or class bias."""
+def crop_mode_ignores(options: EvalConfig, mode: str | None = None) -> list[str]:
+    """The eval settings that `mode` (None: options.mode, as evaluate_weights takes it) leaves out:
+    "crop" scores the per-epoch protocol's centre crops as they come (evaluate_weights gives it no
+    InferenceSettings), with no flip, scales or class bias; the other modes apply them all."""
+    if (mode or options.mode) != "crop":
+        return []
     unused = {
         "eval.flip": options.flip,
         "eval.scales": tuple(options.scales) != (1.0,),
