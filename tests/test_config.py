@@ -134,7 +134,7 @@ def test_options_of_another_model_are_rejected():
 def test_poly_schedule_with_warmup_and_head_multiplier():
     import torch
 
-    from sceneseg.training_run import build_optimizer
+    from sceneseg.optimizer import build_optimizer
 
     model = torch.nn.Module()
     model.backbone = torch.nn.Linear(2, 2)
@@ -154,6 +154,29 @@ def test_poly_schedule_with_warmup_and_head_multiplier():
     assert all(lr[1] == pytest.approx(10 * lr[0]) for lr in lrs)  # head at 10x
     assert backbone[19] < backbone[10] < backbone[5]
     assert not optimizer.defaults["fused"]  # the fused kernel is for CUDA; CPU results stay as they were
+
+
+def test_adamw_takes_a_normalised_first_step_with_decoupled_decay_per_group():
+    import torch
+
+    from sceneseg.optimizer import build_optimizer
+
+    model = torch.nn.Module()
+    model.backbone = torch.nn.Linear(1, 1, bias=False)
+    model.classifier = torch.nn.Linear(1, 1, bias=False)
+    overrides = ["train.lr=0.1", "train.weight_decay=0.5", "train.head_lr_mult=2", "train.warmup_iters=0"]
+    optimizer, _ = build_optimizer(model, load_config(None, ["train.optimizer=adamw", *overrides]).train, 10)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    for layer in (model.backbone, model.classifier):
+        layer.weight.data.fill_(2.0)
+        layer.weight.grad = torch.full_like(layer.weight, 0.25)
+    optimizer.step()
+    # Adam's first step is lr * g / |g| whatever the gradient's size; the decay lr * wd * w comes on top
+    # (SGD would move by lr * (0.25 + 0.5 * 2) instead).
+    assert model.backbone.weight.item() == pytest.approx(2.0 - 0.1 * (1 + 0.5 * 2.0), abs=1e-6)
+    assert model.classifier.weight.item() == pytest.approx(2.0 - 0.2 * (1 + 0.5 * 2.0), abs=1e-6)
+    with pytest.raises(ConfigError, match="train.optimizer = 'adam': expected 'sgd' or 'adamw'"):
+        load_config(None, ["train.optimizer=adam"])
 
 
 def test_class_bias_length_is_checked_against_the_model_when_the_config_loads():

@@ -9,7 +9,7 @@ from sceneseg.engine import train_one_epoch
 from sceneseg.errors import WeightsError
 from sceneseg.inference import Precision
 from sceneseg.models import pspnet, simple_segmentation_net, to_reference
-from sceneseg.training_run import build_optimizer
+from sceneseg.optimizer import build_optimizer
 from sceneseg.transfer import init_from
 
 FINAL = ("cls.4.weight", "cls.4.bias", "aux.4.weight", "aux.4.bias")

@@ -82,12 +82,16 @@ class ModelConfig:
     mid_skip: bool | None = None  # DeepLabV3+: layer2's stride-8 features into the stride-4 decoder too
 
 
+OPTIMIZERS = ("sgd", "adamw")  # train.optimizer, built by optimizer.py
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
     # The global batch: under torchrun it is split evenly over the processes (it must be a multiple
     # of their number), so train.lr needs no rescaling and N processes train as one process would.
     batch_size: int = 16
+    optimizer: str = "sgd"  # or "adamw" (optimizer.py); weight_decay is then decoupled, momentum unused
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -259,6 +263,7 @@ def validate(config: Config) -> None:
         (config.seed >= 0, "seed", config.seed, ">= 0"),
         (config.train.epochs >= 1, "train.epochs", config.train.epochs, "at least 1"),
         (config.train.batch_size >= 1, "train.batch_size", config.train.batch_size, "at least 1"),
+        (config.train.optimizer in OPTIMIZERS, "train.optimizer", config.train.optimizer, "'sgd' or 'adamw'"),
         (config.train.lr > 0, "train.lr", config.train.lr, "positive"),
         (config.train.warmup_iters >= 0, "train.warmup_iters", config.train.warmup_iters, ">= 0"),
         (config.train.checkpoint_every >= 1, "train.checkpoint_every", config.train.checkpoint_every, "at least 1"),

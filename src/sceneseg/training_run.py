@@ -27,6 +27,7 @@ from .inference import Precision, enable_gpu_speedups
 from .loading import PreparedBatches, train_loader
 from .losses import format_class_weights, train_class_weights
 from .models import build_model
+from .optimizer import build_optimizer
 from .sampling import Sampling, describe_sampling, prepare_sampling
 from .transfer import init_from
 
@@ -150,31 +151,6 @@ def _network(
         return net, net
     # DDP broadcasts rank 0's weights on construction and averages gradients in backward.
     return net, DistributedDataParallel(net, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
-
-
-def build_optimizer(model: torch.nn.Module, config: TrainConfig, iters_per_epoch: int):
-    """SGD with the head at `head_lr_mult` times the backbone's rate, and a per-iteration poly schedule
-    (after an optional linear warm-up, which keeps a randomly initialised net from blowing up)."""
-    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
-    head = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
-    optimizer = torch.optim.SGD(
-        [
-            {"params": backbone, "lr": config.lr * config.backbone_lr_mult},
-            {"params": head, "lr": config.lr * config.head_lr_mult},
-        ],
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        fused=True if next(model.parameters()).is_cuda else None,  # one kernel per step on GPUs; CPU as before
-    )
-    max_iter = config.epochs * iters_per_epoch
-
-    def factor(it: int) -> float:
-        warmup = min(1.0, (it + 1) / config.warmup_iters) if config.warmup_iters else 1.0
-        return warmup * max(0.0, 1.0 - it / max_iter) ** config.poly_power
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    return optimizer, scheduler
 
 
 def split_batch(config: TrainConfig, frames: int, dist: Distributed) -> tuple[int, int]:

@@ -89,7 +89,7 @@ def test_sync_batchnorm_converts_and_trains_on_cuda() -> None:
 
 
 def test_sgd_is_fused_on_cuda_and_plain_on_cpu():
-    from sceneseg.training_run import build_optimizer
+    from sceneseg.optimizer import build_optimizer
 
     train = load_config(None).train
     on_gpu, _ = build_optimizer(nn.Conv2d(3, 4, 1).cuda(), train, iters_per_epoch=4)
