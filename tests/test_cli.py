@@ -61,8 +61,10 @@ class _Crash(Exception):
     pass
 
 
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
-    config = load_config(None, [*TINY, "train.epochs=3", "device=cpu"])  # bit-exact on the CPU only
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, optimizer):
+    # bit-exact on the CPU only; AdamW's moments and step count must travel in last.pt too
+    config = load_config(None, [*TINY, "train.epochs=3", "device=cpu", f"train.optimizer={optimizer}"])
     straight = fit(config, tmp_path / "a", show_progress=False, log=lambda msg: None)
 
     def crash_after_first_epoch(message: str) -> None:
@@ -82,6 +84,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     a = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    state = load_checkpoint(tmp_path / "b" / "last.pt")["optimizer"]["state"]
+    assert all(("exp_avg_sq" in s) == (optimizer == "adamw") for s in state.values())
 
 
 def _tiny_segnet(root, frames=4, size=(48, 64)):
