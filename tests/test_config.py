@@ -175,7 +175,7 @@ def test_adamw_takes_a_normalised_first_step_with_decoupled_decay_per_group():
     # (SGD would move by lr * (0.25 + 0.5 * 2) instead).
     assert model.backbone.weight.item() == pytest.approx(2.0 - 0.1 * (1 + 0.5 * 2.0), abs=1e-6)
     assert model.classifier.weight.item() == pytest.approx(2.0 - 0.2 * (1 + 0.5 * 2.0), abs=1e-6)
-    with pytest.raises(ConfigError, match="train.optimizer = 'adam': expected 'sgd' or 'adamw'"):
+    with pytest.raises(ConfigError, match=r"train.optimizer = 'adam': expected one of \('sgd', 'adamw'\)"):
         load_config(None, ["train.optimizer=adam"])
 
 

@@ -263,7 +263,7 @@ def validate(config: Config) -> None:
         (config.seed >= 0, "seed", config.seed, ">= 0"),
         (config.train.epochs >= 1, "train.epochs", config.train.epochs, "at least 1"),
         (config.train.batch_size >= 1, "train.batch_size", config.train.batch_size, "at least 1"),
-        (config.train.optimizer in OPTIMIZERS, "train.optimizer", config.train.optimizer, "'sgd' or 'adamw'"),
+        (config.train.optimizer in OPTIMIZERS, "train.optimizer", config.train.optimizer, f"one of {OPTIMIZERS}"),
         (config.train.lr > 0, "train.lr", config.train.lr, "positive"),
         (config.train.warmup_iters >= 0, "train.warmup_iters", config.train.warmup_iters, ">= 0"),
         (config.train.checkpoint_every >= 1, "train.checkpoint_every", config.train.checkpoint_every, "at least 1"),
