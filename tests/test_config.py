@@ -175,8 +175,13 @@ def test_adamw_takes_a_normalised_first_step_with_decoupled_decay_per_group():
     # (SGD would move by lr * (0.25 + 0.5 * 2) instead).
     assert model.backbone.weight.item() == pytest.approx(2.0 - 0.1 * (1 + 0.5 * 2.0), abs=1e-6)
     assert model.classifier.weight.item() == pytest.approx(2.0 - 0.2 * (1 + 0.5 * 2.0), abs=1e-6)
-    with pytest.raises(ConfigError, match=r"train.optimizer = 'adam': expected one of \('sgd', 'adamw'\)"):
-        load_config(None, ["train.optimizer=adam"])
+    for build in (
+        lambda: load_config(None, ["train.optimizer=adam"]),
+        # a TrainConfig made in code skips the config check, not the optimizer's own
+        lambda: build_optimizer(model, dataclasses.replace(load_config(None).train, optimizer="adam"), 10),
+    ):
+        with pytest.raises(ConfigError, match=r"train.optimizer = 'adam': expected one of \('sgd', 'adamw'\)"):
+            build()
 
 
 def test_class_bias_length_is_checked_against_the_model_when_the_config_loads():

@@ -11,6 +11,7 @@ import sys
 TRAINING_ONLY = (
     "sceneseg.training",
     "sceneseg.training_run",
+    "sceneseg.optimizer",
     "sceneseg.evaluation",
     "sceneseg.engine",
     "sceneseg.losses",

@@ -13,10 +13,11 @@ from tests.paths import CAMVID_ROOT
 
 
 @pytest.mark.skipif(not CAMVID_ROOT.is_dir(), reason="CamVid not present beside the repo")
-def test_thin_recipe_class_bias_takes_back_a_quarter_of_its_enet_prior():
+@pytest.mark.parametrize("name", ["camvid_thin_60min_cpu", "camvid_thin_15min_cpu"])
+def test_thin_recipe_class_bias_takes_back_a_quarter_of_its_enet_prior(name):
     # The list in the YAML is -0.25 ln w for the ENet weights of CamVid's train split (scripts/class_bias.py):
     # if the weight formula or the train labels change, the recipe's bias has to be recomputed.
-    config = load_config("camvid_thin_60min_cpu", [f"data.root={CAMVID_ROOT}"])
+    config = load_config(name, [f"data.root={CAMVID_ROOT}"])
     train_set, _ = build_train_val(config.data, seed=config.seed)
     weights = train_class_weights(config.loss, train_set).tolist()
     assert list(config.eval.class_bias) == pytest.approx([-0.25 * math.log(w) for w in weights], abs=1e-4)

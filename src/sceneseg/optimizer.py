@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .config import TrainConfig
+from .config import OPTIMIZERS, TrainConfig
+from .errors import ConfigError
 
 
 def build_optimizer(
@@ -26,6 +27,8 @@ def build_optimizer(
         {"params": head, "lr": config.lr * config.head_lr_mult},
     ]
     fused = True if next(model.parameters()).is_cuda else None  # one kernel per step on GPUs; CPU as before
+    if config.optimizer not in OPTIMIZERS:  # a TrainConfig built in code skips the config check
+        raise ConfigError(f"train.optimizer = {config.optimizer!r}: expected one of {OPTIMIZERS}")
     if config.optimizer == "adamw":
         # train.momentum is SGD's; Adam's moment decays stay at torch's defaults (0.9, 0.999).
         optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, fused=fused)

@@ -88,10 +88,11 @@ def test_sync_batchnorm_converts_and_trains_on_cuda() -> None:
     assert bn.num_batches_tracked.item() == 1 and bn.running_mean.is_cuda
 
 
-def test_sgd_is_fused_on_cuda_and_plain_on_cpu():
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_the_optimizer_is_fused_on_cuda_and_plain_on_cpu(optimizer):
     from sceneseg.optimizer import build_optimizer
 
-    train = load_config(None).train
+    train = load_config(None, [f"train.optimizer={optimizer}"]).train
     on_gpu, _ = build_optimizer(nn.Conv2d(3, 4, 1).cuda(), train, iters_per_epoch=4)
     on_cpu, _ = build_optimizer(nn.Conv2d(3, 4, 1), train, iters_per_epoch=4)
     assert on_gpu.defaults["fused"] is True and not on_cpu.defaults["fused"]
