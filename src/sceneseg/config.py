@@ -82,7 +82,12 @@ class ModelConfig:
     mid_skip: bool | None = None  # DeepLabV3+: layer2's stride-8 features into the stride-4 decoder too
 
 
-OPTIMIZERS = ("sgd", "adamw")  # train.optimizer, built by optimizer.py
+OPTIMIZERS = ("sgd", "adamw")  # train.optimizer, built by optimizer.py, checked (validate, build_optimizer) here:
+
+
+def check_optimizer(name: str) -> None:
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"train.optimizer = {name!r}: expected one of {OPTIMIZERS}")
 
 
 @dataclass(frozen=True)
@@ -263,7 +268,6 @@ def validate(config: Config) -> None:
         (config.seed >= 0, "seed", config.seed, ">= 0"),
         (config.train.epochs >= 1, "train.epochs", config.train.epochs, "at least 1"),
         (config.train.batch_size >= 1, "train.batch_size", config.train.batch_size, "at least 1"),
-        (config.train.optimizer in OPTIMIZERS, "train.optimizer", config.train.optimizer, f"one of {OPTIMIZERS}"),
         (config.train.lr > 0, "train.lr", config.train.lr, "positive"),
         (config.train.warmup_iters >= 0, "train.warmup_iters", config.train.warmup_iters, ">= 0"),
         (config.train.checkpoint_every >= 1, "train.checkpoint_every", config.train.checkpoint_every, "at least 1"),
@@ -282,6 +286,7 @@ def validate(config: Config) -> None:
         (config.eval.batch_size >= 1, "eval.batch_size", config.eval.batch_size, "at least 1"),
         *loss_checks(config.loss, config.model.num_classes),
     ]
+    check_optimizer(config.train.optimizer)
     for ok, key, value, expected in checks:
         if not ok:
             raise ConfigError(f"{key} = {value!r}: expected {expected}")

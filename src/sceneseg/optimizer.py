@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .config import OPTIMIZERS, TrainConfig
-from .errors import ConfigError
+from .config import TrainConfig, check_optimizer
 
 
 def build_optimizer(
@@ -27,8 +26,7 @@ def build_optimizer(
         {"params": head, "lr": config.lr * config.head_lr_mult},
     ]
     fused = True if next(model.parameters()).is_cuda else None  # one kernel per step on GPUs; CPU as before
-    if config.optimizer not in OPTIMIZERS:  # a TrainConfig built in code skips the config check
-        raise ConfigError(f"train.optimizer = {config.optimizer!r}: expected one of {OPTIMIZERS}")
+    check_optimizer(config.optimizer)  # a TrainConfig built in code skips the config check
     if config.optimizer == "adamw":
         # train.momentum is SGD's; Adam's moment decays stay at torch's defaults (0.9, 0.999).
         optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
