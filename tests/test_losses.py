@@ -27,6 +27,7 @@ from sceneseg.losses import (
     ohem_cross_entropy,
     ohem_keep,
     segmentation_loss,
+    train_class_weights,
 )
 from tests.test_cli import TINY
 
@@ -34,9 +35,11 @@ X = IGNORE_INDEX
 
 
 class _Labels:
-    """Just what count_labels reads of a dataset: raw labels (the image only gives the size)."""
+    """Just what count_labels (and train_class_weights) read of a dataset: raw labels (the image only gives
+    the size) and class names."""
 
     num_classes, ignore_index = 4, IGNORE_INDEX
+    class_names = ("road", "pole", "sign", "sky")
 
     def __init__(self, *labels):
         self.labels = [np.array(label, dtype=np.uint8) for label in labels]
@@ -84,6 +87,21 @@ def test_a_list_of_weights_is_used_as_given_and_a_split_without_labels_is_an_err
     empty = LabelCounts(np.zeros(4, np.int64), np.zeros(4, np.int64), 10, {"2x5": 1})
     with pytest.raises(DataError, match="no labelled pixel"):
         class_weights("enet", empty)
+
+
+def test_class_weight_mult_scales_the_named_classes_after_the_formula_and_its_scaling():
+    counts = count_labels(FRAMES)
+    enet = class_weights("enet", counts)
+    config = LossConfig(class_weights="enet", class_weight_mult={"pole": 2.0, "sign": 0.5})
+    weights = train_class_weights(config, FRAMES, counts).tolist()
+    # Not rescaled afterwards: only the two named weights move, by exactly their factors.
+    assert weights == pytest.approx([enet[0], 2 * enet[1], 0.5 * enet[2], 0.0], rel=1e-6)
+    listed = LossConfig(class_weights=(1.0, 1.0, 3.0, 1.0), class_weight_mult={"sign": 2.0})
+    assert train_class_weights(listed, FRAMES, counts).tolist() == [1.0, 1.0, 6.0, 1.0]
+    with pytest.raises(
+        ConfigError, match=r"'Pole' is not a class of this dataset \(road, pole, sign, sky\); did you mean pole\?"
+    ):
+        train_class_weights(LossConfig(class_weights="enet", class_weight_mult={"Pole": 2.0}), FRAMES, counts)
 
 
 def test_weighted_cross_entropy_averages_over_labelled_pixels_and_follows_the_sum_protocol():
@@ -279,6 +297,13 @@ def test_head_losses_by_config_and_epoch_and_their_aux_combination():
         ("loss.lovasz_weight=-0.5", "loss.lovasz_weight = -0.5: expected >= 0"),
         ("loss.lovasz_from_epoch=0", "loss.lovasz_from_epoch = 0: expected at least 1"),
         ("loss.lovasz_bins=-1", "loss.lovasz_bins = -1: expected 0 (exact sort) or a number of error levels"),
+        (
+            "loss.class_weight_mult={Column_Pole: 0}",
+            "loss.class_weight_mult = {'Column_Pole': 0.0}: expected factors > 0",
+        ),
+        ("loss.class_weight_mult={Column_Pole: 2}", "expected {} without loss.class_weights"),
+        ("loss.class_weight_mult={Column_Pole: two}", "loss.class_weight_mult.Column_Pole: expected float, got 'two'"),
+        ("loss.class_weight_mult=[2]", "loss.class_weight_mult: expected a mapping of names to values, got [2]"),
     ],
 )
 def test_loss_config_errors_name_the_key_and_what_was_expected(override, message):
@@ -312,3 +337,14 @@ def test_a_run_with_enet_weights_logs_and_stores_them_and_a_resume_checks_them(t
     (run / "class_weights.json").write_text(original)
     assert main(resume) == 0  # recounted, the same weights
     assert (run / "class_weights.json").read_text() == original
+
+
+def test_a_run_with_a_class_weight_mult_stores_it_and_trains_with_the_scaled_weight(tmp_path):
+    run = tmp_path / "run"
+    mult = "loss.class_weight_mult={Column_Pole: 3}"
+    args = ["train", *TINY, "train.epochs=1", "loss.class_weights=[1,1,1,1,1,1,1,1,1,1,1]", mult]
+    assert main([*args, f"train.out_dir={run}", "--no-progress"]) == 0
+    stored = json.loads((run / "class_weights.json").read_text())
+    assert stored["class_weight_mult"] == {"Column_Pole": 3.0}
+    assert [name for name, w in stored["weights"].items() if w != 1.0] == ["Column_Pole"]
+    assert stored["weights"]["Column_Pole"] == 3.0

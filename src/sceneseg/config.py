@@ -2,8 +2,8 @@
 
 A file lists what differs from the defaults below; `sceneseg config NAME` prints the whole resolved
 config, and a run folder keeps it as config.yaml. Only the CLI and the study runner call `load_config`;
-everything below them receives these plain objects. Overrides are
-dotted `key=value` strings (for example `train.epochs=5`), parsed as YAML scalars and type-checked
+everything below them receives these plain objects. Overrides are dotted `key=value` strings (for
+example `train.epochs=5`), parsed as YAML values and type-checked
 against the field they replace. Unknown keys are an error, in files and overrides alike, so a typo
 never silently falls back to a default.
 """
@@ -126,6 +126,8 @@ class LossConfig:
     # Cross-entropy class weights: null, "enet" or "median_frequency" (from the train split's label
     # histogram, scaled to a mean weight of 1 per labelled pixel), or one weight per class, used as given.
     class_weights: str | tuple[float, ...] | None = None
+    # Factors on named classes' weights after the formula and its scaling, e.g. {Column_Pole: 2.0}
+    class_weight_mult: dict[str, float] = field(default_factory=dict)
     enet_c: float = 1.02  # ENet's w_c = 1 / ln(enet_c + p_c)
     ohem_thresh: float = 0.7  # OHEM keeps the pixels whose true class has a lower probability...
     ohem_min_kept: int = 100000  # ...and at least this many of the hardest of each global batch
@@ -273,12 +275,6 @@ def validate(config: Config) -> None:
         (config.train.checkpoint_every >= 1, "train.checkpoint_every", config.train.checkpoint_every, "at least 1"),
         (config.data.crop_size >= MIN_SIZE, "data.crop_size", config.data.crop_size, f"at least {MIN_SIZE}"),
         (config.data.short_side >= MIN_SIZE, "data.short_side", config.data.short_side, f"at least {MIN_SIZE}"),
-        (
-            0 < config.data.scale_min <= config.data.scale_max,
-            "data.scale_min/scale_max",
-            (config.data.scale_min, config.data.scale_max),
-            "0 < scale_min <= scale_max",
-        ),
         (config.data.num_workers >= 0, "data.num_workers", config.data.num_workers, ">= 0"),
         *augmentation_checks(config.data),
         (config.train.backbone_lr_mult >= 0, "train.backbone_lr_mult", config.train.backbone_lr_mult, ">= 0"),

@@ -15,9 +15,11 @@ PROBABILITIES = ("rare_crop_prob", "photometric", "paste_prob")
 
 
 def augmentation_checks(data: DataConfig) -> list[tuple[bool, str, Any, str]]:
-    """validate's rows for the data section's augmentation and sampling switches."""
+    """validate's rows for the data section's augmentation (random scale included) and sampling switches."""
     threshold, most, aug = data.repeat_threshold, data.max_class_share, data.data_aug
+    scales = (data.scale_min, data.scale_max)
     checks = [
+        (0 < data.scale_min <= data.scale_max, "data.scale_min/scale_max", scales, "0 < scale_min <= scale_max"),
         (threshold is None or 0 < threshold <= 1, "data.repeat_threshold", threshold, "null or a fraction in (0, 1]"),
         (0 < data.rare_class_share < 1, "data.rare_class_share", data.rare_class_share, "a fraction in (0, 1)"),
         (0 < most <= 1, "data.max_class_share", most, "a fraction in (0, 1]"),

@@ -14,6 +14,7 @@ CLASS_WEIGHT_SCHEMES = ("enet", "median_frequency")  # losses.class_weights comp
 def loss_checks(loss: LossConfig, num_classes: int) -> list[tuple[bool, str, Any, str]]:
     """validate's rows for the loss section: ranges, and the combinations that mean nothing."""
     weights, listed, lovasz = loss.class_weights, isinstance(loss.class_weights, tuple), loss.name == "lovasz"
+    mult = loss.class_weight_mult
     schemes = "null, 'enet', 'median_frequency' or a list of one weight per class"
     alone = "with loss.name=lovasz (Lovász-softmax alone; use loss.name=ce loss.lovasz_weight=W to add it to CE)"
     return [
@@ -28,6 +29,9 @@ def loss_checks(loss: LossConfig, num_classes: int) -> list[tuple[bool, str, Any
             "weights >= 0, not all 0",
         ),
         (weights is None or not lovasz, "loss.class_weights", weights, f"null {alone}"),
+        # The factors' class names are checked against the dataset's when the weights are computed.
+        (all(f > 0 for f in mult.values()), "loss.class_weight_mult", mult, "factors > 0"),
+        (not mult or weights is not None, "loss.class_weight_mult", mult, "{} without loss.class_weights"),
         (loss.enet_c > 1, "loss.enet_c", loss.enet_c, "> 1, so that ln(enet_c + p_c) > 0"),
         (0 < loss.ohem_thresh <= 1, "loss.ohem_thresh", loss.ohem_thresh, "a probability in (0, 1]"),
         (loss.ohem_min_kept >= 0, "loss.ohem_min_kept", loss.ohem_min_kept, ">= 0"),

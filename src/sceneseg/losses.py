@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from .data.check import LabelCounts, count_labels
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .labels import IGNORE_INDEX
+from .typecheck import did_you_mean
 
 if TYPE_CHECKING:
     from .config import LossConfig
@@ -264,12 +265,21 @@ def train_class_weights(
 ) -> torch.Tensor | None:
     """loss.class_weights for the train split as a float32 tensor; `counts`: its labels' count_labels as
     training sees them, if already counted (sampling counts them, after rare-class paste when that is
-    on), else the raw labels, counted here when the scheme needs them."""
+    on), else the raw labels, counted here when the scheme needs them. loss.class_weight_mult then
+    multiplies the named classes' weights (the others, and the scaling, stay as they are)."""
     if config.class_weights is None:
         return None
     if not isinstance(config.class_weights, tuple):
         counts = counts or count_labels(train_set)
     weights = class_weights(config.class_weights, counts, config.enet_c)
+    names = list(train_set.class_names)
+    for name, factor in config.class_weight_mult.items():
+        if name not in names:
+            raise ConfigError(
+                f"loss.class_weight_mult: {name!r} is not a class of this dataset ({', '.join(names)})"
+                + did_you_mean(name, names)
+            )
+        weights[names.index(name)] *= factor
     return torch.tensor(weights, dtype=torch.float32)
 
 

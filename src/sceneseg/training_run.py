@@ -225,13 +225,13 @@ CLASS_WEIGHTS_FILE = "class_weights.json"
 
 
 def _class_weights_record(run: TrainingRun) -> str:
-    """class_weights.json: loss.class_weights and the weight of each class the run trains with."""
+    """class_weights.json: loss.class_weights (and class_weight_mult) and each class's weight in the run."""
     names, weights = run.val_set.class_names, run.class_weights.tolist()
     scheme = run.config.loss.class_weights
-    record = {
-        "class_weights": list(scheme) if isinstance(scheme, tuple) else scheme,
-        "weights": dict(zip(names, weights)),
-    }
+    record = {"class_weights": list(scheme) if isinstance(scheme, tuple) else scheme}
+    if run.config.loss.class_weight_mult:  # only then, so that records written before it still compare equal
+        record["class_weight_mult"] = dict(run.config.loss.class_weight_mult)
+    record["weights"] = dict(zip(names, weights))
     return json.dumps(record, indent=1) + "\n"
 
 

@@ -48,7 +48,8 @@ def check_type(value: Any, annotation: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected a list of {getattr(item, '__name__', item)}, got {value!r}")
     if origin is dict:
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-            return dict(value)
+            item = typing.get_args(annotation)[1]
+            return {k: check_type(v, item, f"{key}.{k}") for k, v in value.items()}
         raise ConfigError(f"{key}: expected a mapping of names to values, got {value!r}")
     if annotation is bool:
         if isinstance(value, bool):
