@@ -5,12 +5,13 @@
 A model trained with cross-entropy weighted by w_c learns to score class c as if it were w_c times
 as frequent, so it calls the weighted-up classes far more often than they occur (on CamVid's val, a
 PSPNet-18 with median-frequency weights calls 13.6x as many pixels Pedestrian as there are). Adding
--tau * ln(w_c) to the log-probabilities removes that prior: tau = 1 entirely, tau = 0 not at all. The
-weights are the ones the run trained with (RUN_DIR/class_weights.json). `--leave CLASS ...` keeps
-those classes' offsets at 0, for a class whose weighting is what finds it at all (a thin class the
-removed prior would hand back to its wide neighbours); a class of weight 0 (absent from the train
-split) keeps 0 too, since no prior was added to it. Choose tau on a held-out split, not on the
-split you report: `sceneseg evaluate RUN_DIR/best.pt --split heldout OVERRIDE`.
+-tau * ln(w_c) to the log-probabilities removes that prior: tau = 1 entirely, tau = 0 not at all.
+The weights are the ones the run trained with (RUN_DIR/class_weights.json, after any
+loss.class_weight_mult). `--leave CLASS ...` keeps those classes' offsets at 0, for a class whose
+weighting is what finds it at all (a thin class the removed prior would hand back to its wide
+neighbours); a class of weight 0 (absent from the train split) keeps 0 too, since no prior was added
+to it. Choose tau on a held-out split, not on the split you report: `sceneseg evaluate
+RUN_DIR/best.pt --split heldout OVERRIDE`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ import os
 import pytest
 import torch
 
-from sceneseg.checkpoint import load_checkpoint, read_weights_file, save_checkpoint
+from sceneseg.checkpoint import config_differences, load_checkpoint, read_weights_file, save_checkpoint
+from sceneseg.config import load_config
 from sceneseg.errors import WeightsError
 
 
@@ -78,3 +79,15 @@ def test_resume_needs_epochs_for_the_part_way_epoch_too(tmp_path):
     assert checkpoint_to_resume(enough, tmp_path)["interrupted"]["epoch"] == 3
     save_checkpoint(tmp_path / "last.pt", **{k: v for k, v in content.items() if k != "interrupted"})
     assert checkpoint_to_resume(short, tmp_path)["epoch"] == 2  # no part-way epoch: 2 epochs are all it has
+
+
+def test_a_mapping_field_differs_as_one_value_whichever_side_holds_more_names():
+    # data.options and loss.class_weight_mult are mappings: a name only one side has is a difference
+    # (a resume or a study must not take a run trained with another pole weight for this one).
+    plain = load_config(None, ["loss.class_weights=enet"])
+    doubled = load_config(None, ["loss.class_weights=enet", "loss.class_weight_mult={Column_Pole: 2}"])
+    expected = "loss.class_weight_mult (run: {}, now: {'Column_Pole': 2.0})"
+    assert config_differences(plain, doubled) == [expected]
+    assert config_differences(doubled, plain) == ["loss.class_weight_mult (run: {'Column_Pole': 2.0}, now: {})"]
+    assert config_differences(doubled, doubled) == []
+    assert config_differences(plain, load_config(None, ["loss.class_weights=enet", "train.epochs=99"])) == []

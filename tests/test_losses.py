@@ -299,9 +299,10 @@ def test_head_losses_by_config_and_epoch_and_their_aux_combination():
         ("loss.lovasz_bins=-1", "loss.lovasz_bins = -1: expected 0 (exact sort) or a number of error levels"),
         (
             "loss.class_weight_mult={Column_Pole: 0}",
-            "loss.class_weight_mult = {'Column_Pole': 0.0}: expected factors > 0",
+            "loss.class_weight_mult = {'Column_Pole': 0.0}: expected finite factors > 0",
         ),
-        ("loss.class_weight_mult={Column_Pole: 2}", "expected {} without loss.class_weights"),
+        ("loss.class_weight_mult={Column_Pole: 2}", "expected {} when loss.class_weights is null"),
+        ("loss.class_weight_mult={Column_Pole: .inf}", "expected finite factors > 0"),
         ("loss.class_weight_mult={Column_Pole: two}", "loss.class_weight_mult.Column_Pole: expected float, got 'two'"),
         ("loss.class_weight_mult=[2]", "loss.class_weight_mult: expected a mapping of names to values, got [2]"),
     ],
@@ -348,3 +349,11 @@ def test_a_run_with_a_class_weight_mult_stores_it_and_trains_with_the_scaled_wei
     assert stored["class_weight_mult"] == {"Column_Pole": 3.0}
     assert [name for name, w in stored["weights"].items() if w != 1.0] == ["Column_Pole"]
     assert stored["weights"]["Column_Pole"] == 3.0
+
+
+def test_an_unknown_class_in_class_weight_mult_stops_training_before_any_run_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", *TINY, "loss.class_weights=enet", "loss.class_weight_mult={Column_pole: 2}"]
+    assert main([*args, f"train.out_dir={run}", "--no-progress"]) == 2
+    assert "'Column_pole' is not a class of this dataset (Building, Tree," in capsys.readouterr().err
+    assert not (run / "class_weights.json").exists() and not (run / "last.pt").exists()

@@ -142,6 +142,10 @@ def test_copies_of_a_frame_get_their_own_augmentation_seed():
         ("data.rare_crop_prob=1.5", "data.rare_crop_prob = 1.5: expected a probability in [0, 1]"),
         ("data.rare_class_share=0", "data.rare_class_share = 0.0: expected a fraction in (0, 1)"),
         ("data.max_class_share=0", "data.max_class_share = 0.0: expected a fraction in (0, 1]"),
+        (
+            "data.scale_min=3",
+            "data.scale_min/scale_max = (3.0, 1.5): expected 0 < scale_min <= scale_max",
+        ),  # sample: max 1.5
     ],
 )
 def test_sampling_options_are_checked(override, message):

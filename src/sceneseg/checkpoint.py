@@ -8,6 +8,7 @@ previous checkpoint intact instead of a truncated one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import tempfile
@@ -113,7 +114,7 @@ RESUMABLE_KEYS = (*SAME_EXPERIMENT_KEYS, "train.epochs", "eval.")
 def config_differences(stored: Config, given: Config, allowed: Sequence[str] = RESUMABLE_KEYS) -> list[str]:
     """Dotted keys whose values differ, as "key (run: old, now: new)", except the `allowed` ones
     (a key, or a section prefix ending in a dot)."""
-    old, new = _flatten(to_dict(stored)), _flatten(to_dict(given))
+    old, new = _flatten(stored), _flatten(given)
     return [
         f"{key} (run: {old[key]!r}, now: {new[key]!r})"
         for key in sorted(old)
@@ -121,13 +122,16 @@ def config_differences(stored: Config, given: Config, allowed: Sequence[str] = R
     ]
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(config: Config) -> dict[str, Any]:
+    """Dotted key -> plain value of every field. Only the sections are opened: a mapping-valued field
+    (data.options, loss.class_weight_mult) is one value, so every config has the same keys and a name
+    added to or dropped from such a mapping is a difference of that field."""
     flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+    for key, value in to_dict(config).items():
+        if dataclasses.is_dataclass(getattr(config, key)):
+            flat.update({f"{key}.{name}": field for name, field in value.items()})
         else:
-            flat[prefix + key] = value
+            flat[key] = value
     return flat
 
 

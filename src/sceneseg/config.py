@@ -126,7 +126,8 @@ class LossConfig:
     # Cross-entropy class weights: null, "enet" or "median_frequency" (from the train split's label
     # histogram, scaled to a mean weight of 1 per labelled pixel), or one weight per class, used as given.
     class_weights: str | tuple[float, ...] | None = None
-    # Factors on named classes' weights after the formula and its scaling, e.g. {Column_Pole: 2.0}
+    # Factors on named classes' weights after the formula and its scaling, e.g. {Column_Pole: 2.0};
+    # needs class_weights
     class_weight_mult: dict[str, float] = field(default_factory=dict)
     enet_c: float = 1.02  # ENet's w_c = 1 / ln(enet_c + p_c)
     ohem_thresh: float = 0.7  # OHEM keeps the pixels whose true class has a lower probability...

@@ -3,6 +3,7 @@ config.py checks them at load time without importing the training code."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,8 +31,8 @@ def loss_checks(loss: LossConfig, num_classes: int) -> list[tuple[bool, str, Any
         ),
         (weights is None or not lovasz, "loss.class_weights", weights, f"null {alone}"),
         # The factors' class names are checked against the dataset's when the weights are computed.
-        (all(f > 0 for f in mult.values()), "loss.class_weight_mult", mult, "factors > 0"),
-        (not mult or weights is not None, "loss.class_weight_mult", mult, "{} without loss.class_weights"),
+        (all(0 < f < math.inf for f in mult.values()), "loss.class_weight_mult", mult, "finite factors > 0"),
+        (not mult or weights is not None, "loss.class_weight_mult", mult, "{} when loss.class_weights is null"),
         (loss.enet_c > 1, "loss.enet_c", loss.enet_c, "> 1, so that ln(enet_c + p_c) > 0"),
         (0 < loss.ohem_thresh <= 1, "loss.ohem_thresh", loss.ohem_thresh, "a probability in (0, 1]"),
         (loss.ohem_min_kept >= 0, "loss.ohem_min_kept", loss.ohem_min_kept, ">= 0"),

@@ -272,15 +272,20 @@ def train_class_weights(
     if not isinstance(config.class_weights, tuple):
         counts = counts or count_labels(train_set)
     weights = class_weights(config.class_weights, counts, config.enet_c)
-    names = list(train_set.class_names)
+    check_class_weight_mult(config, train_set.class_names)
     for name, factor in config.class_weight_mult.items():
-        if name not in names:
-            raise ConfigError(
-                f"loss.class_weight_mult: {name!r} is not a class of this dataset ({', '.join(names)})"
-                + did_you_mean(name, names)
-            )
-        weights[names.index(name)] *= factor
+        weights[train_set.class_names.index(name)] *= factor
     return torch.tensor(weights, dtype=torch.float32)
+
+
+def check_class_weight_mult(config: LossConfig, class_names: tuple[str, ...]) -> None:
+    """loss.class_weight_mult names classes of the dataset only (training checks it before reading any frame)."""
+    for name in config.class_weight_mult:
+        if name not in class_names:
+            raise ConfigError(
+                f"loss.class_weight_mult: {name!r} is not a class of this dataset ({', '.join(class_names)})"
+                + did_you_mean(name, class_names)
+            )
 
 
 def format_class_weights(names: tuple[str, ...] | list[str], weights: torch.Tensor) -> str:

@@ -15,7 +15,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
-from .builders import build_train_val
+from .builders import build_train_val, dataset_classes
 from .checkpoint import write_text_atomic
 from .config import Config, TrainConfig, to_yaml
 from .data import SegmentationDataset
@@ -25,7 +25,7 @@ from .evaluation import resolve_precision
 from .history import History, tensorboard_writer
 from .inference import Precision, enable_gpu_speedups
 from .loading import PreparedBatches, train_loader
-from .losses import format_class_weights, train_class_weights
+from .losses import check_class_weight_mult, format_class_weights, train_class_weights
 from .models import build_model
 from .optimizer import build_optimizer
 from .sampling import Sampling, describe_sampling, prepare_sampling
@@ -82,6 +82,7 @@ def prepare(
     precision = resolve_precision(config, dist.device)
     enable_gpu_speedups(precision.device, fixed_input_size=True)  # every training batch is crop_size square
     seed_everything(config.seed)  # before the network: its initial weights come from the seed
+    check_class_weight_mult(config.loss, dataset_classes(config.data)[0])
     train_set, val_set = _datasets(config)
     sampling = prepare_sampling(config.data, train_set)
     batch, per_process = split_batch(config.train, len(train_set), dist)
