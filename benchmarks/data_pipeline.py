@@ -98,7 +98,7 @@ def _decoded_frames(config, frames: int, prepared: bool):
     import dataclasses
 
     from sceneseg.builders import build_dataset
-    from sceneseg.data.base import read_image
+    from sceneseg.data.files import read_image
 
     # The training split without its cache (only headers are read) gives the files and the very
     # transform training builds from the config.

@@ -9,12 +9,10 @@ import subprocess
 import sys
 
 import pytest
-import torch
-from torch import nn
 
 from sceneseg.checkpoint import load_checkpoint
 from sceneseg.cli import main
-from sceneseg.distributed import DEBUG_DIGESTS, CpuSyncBatchNorm, Distributed, convert_sync_batchnorm, state_digest
+from sceneseg.distributed import DEBUG_DIGESTS, Distributed, state_digest
 from tests.test_cli import TINY
 
 # Two processes compute what one does on the same global batches, up to float rounding: they sum
@@ -114,19 +112,6 @@ def test_ranks_share_each_global_batch_and_skip_whole_batches(world):
     expected = [set(single[i * batch : (i + 1) * batch]) for i in range(len(frames) // batch)]
     assert global_batches(0) == expected
     assert global_batches(2) == expected[2:]  # resuming after two iterations
-
-
-def test_sync_batchnorm_keeps_the_checkpoint_layout_and_is_plain_batchnorm_alone():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    x = torch.randn(2, 3, 8, 8)
-    expected = model(x)
-    model.load_state_dict(before)
-    synced = convert_sync_batchnorm(model, torch.device("cpu"))
-    assert isinstance(synced[1], CpuSyncBatchNorm) and synced.state_dict().keys() == before.keys()
-    # Outside a process group it is BatchNorm2d itself, running statistics included.
-    assert torch.equal(synced(x), expected)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ TRAINING_ONLY = (
     "sceneseg.evaluation",
     "sceneseg.engine",
     "sceneseg.losses",
+    "sceneseg.class_weights",
+    "sceneseg.sync_batchnorm",
     "sceneseg.stopping",
     "sceneseg.history",
     "sceneseg.transfer",
@@ -27,7 +29,7 @@ def test_inference_modules_do_not_import_training_code():
     # A fresh interpreter: in this one, other tests have imported everything already.
     code = (
         "import json, sys\n"
-        "import sceneseg.api, sceneseg.predict_files, sceneseg.export, sceneseg.inference\n"
+        "import sceneseg.api, sceneseg.predict_files, sceneseg.export, sceneseg.inference, sceneseg.cli_infer\n"
         "print(json.dumps(sorted(name for name in sys.modules if name.startswith('sceneseg.'))))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

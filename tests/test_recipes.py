@@ -7,8 +7,8 @@ import math
 import pytest
 
 from sceneseg.builders import build_train_val
+from sceneseg.class_weights import train_class_weights
 from sceneseg.config import load_config
-from sceneseg.losses import train_class_weights
 from tests.paths import CAMVID_ROOT
 
 

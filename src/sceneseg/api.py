@@ -18,7 +18,7 @@ from .builders import dataset_classes
 from .checkpoint import FORMAT, is_sceneseg_checkpoint, load_checkpoint, read_weights_file
 from .config import Config, config_from_dict
 from .data import CAMVID_CLASSES, CAMVID_PALETTE
-from .data.base import read_image
+from .data.files import read_image
 from .data.transforms import normalize_images
 from .errors import ConfigError, DataError, WeightsError
 from .inference import InferenceSettings, Precision, predict_probs

@@ -1,6 +1,7 @@
 """The `sceneseg` command line: train, evaluate, data check, predict, export.
 
-The commands are declared here; `train` and `study` live in cli_train. The command line is what
+The commands are declared here; `train` and `study` live in cli_train, `data` in cli_data, and
+`evaluate`, `predict` and `export`, which use a trained checkpoint, in cli_infer. The command line is what
 reads config files. Errors caused by input (files, values, checkpoints) are printed as one line
 with a hint, never as a traceback.
 """
@@ -9,19 +10,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from pathlib import Path
 from typing import NoReturn
 
-from .checkpoint import load_checkpoint, write_text_atomic
 from .cli_data import data_check_command, data_split_command
+from .cli_infer import evaluate_command, export_command, predict_command
 from .cli_train import study_command, train_command
-from .config import SAMPLE, config_from_dict, load_config, to_yaml
+from .config import SAMPLE, load_config, to_yaml
 from .errors import ConfigError, SceneSegError
 from .inference_options import EVAL_MODES, INFERENCE_MODES
-from .metrics import format_metrics
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -51,76 +50,12 @@ def _report(args: argparse.Namespace) -> None:
     print(f"written {Path(args.out) / 'index.html'} (self-contained) and {Path(args.out) / 'README.md'}")
 
 
-def _evaluate(args: argparse.Namespace) -> None:
-    from .evaluation import crop_mode_ignores, evaluate_weights
-
-    checkpoint = load_checkpoint(args.checkpoint)
-    overrides = list(args.overrides)
-    if args.root:
-        overrides.append(f"data.root={args.root}")
-    config = config_from_dict(checkpoint["config"], overrides)
-    split = args.split or config.data.val_split  # the split the run validated on, whatever its name
-    unused = crop_mode_ignores(config.eval, args.mode)
-    if unused:
-        print(f"note: mode crop scores centre crops as the per-epoch validation does; {', '.join(unused)} do not apply")
-    summary = evaluate_weights(config, checkpoint["model"], split, mode=args.mode, show_progress=not args.no_progress)
-    print(format_metrics(summary))
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f"eval_{split}.json")
-    write_text_atomic(out, json.dumps(summary, indent=2) + "\n")
-    print(f"\nwritten {out}")
-
-
 def _config(args: argparse.Namespace) -> None:
     from .builders import dataset_options
 
     config = load_config(args.config, args.overrides)
     dataset_options(config.data)  # a wrong dataset option shows here already, not only when training
     print(to_yaml(config), end="")
-
-
-def _predict(args: argparse.Namespace) -> None:
-    from tqdm import tqdm  # writes between progress bars instead of through them
-
-    from .inference import resolve_device
-    from .predict_files import load_predictor, predict_paths
-
-    model = load_predictor(args.checkpoint, str(resolve_device(args.device)))
-    # Options not given keep the checkpoint's eval settings ("native": the frame's own size).
-    given = {
-        "mode": args.mode,
-        "short_side": args.short_side,
-        "crop_size": args.crop_size,
-        "flip": args.flip,
-        "scales": tuple(args.scales) if args.scales else None,
-    }
-    given = {k: (None if v == "native" else v) for k, v in given.items() if v is not None}
-    settings = dataclasses.replace(model.inference_settings, **given)
-    report = predict_paths(
-        model,
-        args.inputs,
-        args.out,
-        settings,
-        batch_size=args.batch_size,
-        alpha=args.alpha,
-        bf16=args.bf16,
-        show_progress=not args.no_progress,
-        on_failure=lambda message: tqdm.write(f"sceneseg: error: {message}", file=sys.stderr),
-    )
-    print(f"written {len(report.written)} files to {args.out}")
-    if report.failures:
-        raise SceneSegError(f"{len(report.failures)} input(s) failed, listed above; the others were written")
-
-
-def _export(args: argparse.Namespace) -> None:
-    from .api import load_model
-    from .export import export_onnx
-
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
-    error = export_onnx(load_model(args.checkpoint), out)
-    print(
-        f"written {out}: input 'image' (N, 3, H, W), output 'logits' (N, C, H, W), N/H/W dynamic; "
-        f"largest difference to PyTorch {error:.1e} of the logit range"
-    )
 
 
 def _short_side(value: str) -> int | str:
@@ -199,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--out", help="metrics JSON (default: eval_<split>.json beside the checkpoint)")
     evaluate.add_argument("--no-progress", action="store_true")
-    evaluate.set_defaults(func=_evaluate)
+    evaluate.set_defaults(func=evaluate_command)
 
     data = commands.add_parser("data", help="dataset tools")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -233,12 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="for PyTorch checkpoints")
     predict.add_argument("--bf16", action="store_true", help="bfloat16 autocast (PyTorch checkpoints)")
     predict.add_argument("--no-progress", action="store_true")
-    predict.set_defaults(func=_predict)
+    predict.set_defaults(func=predict_command)
 
     export = commands.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, height and width)")
     export.add_argument("checkpoint")
     export.add_argument("--out", help="ONNX file (default: the checkpoint's name with .onnx)")
-    export.set_defaults(func=_export)
+    export.set_defaults(func=export_command)
     return parser
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .config import LossConfig
 
-CLASS_WEIGHT_SCHEMES = ("enet", "median_frequency")  # losses.class_weights computes these
+CLASS_WEIGHT_SCHEMES = ("enet", "median_frequency")  # class_weights.class_weights computes these
 
 
 def loss_checks(loss: LossConfig, num_classes: int) -> list[tuple[bool, str, Any, str]]:
@@ -30,7 +30,7 @@ def loss_checks(loss: LossConfig, num_classes: int) -> list[tuple[bool, str, Any
             "weights >= 0, not all 0",
         ),
         (weights is None or not lovasz, "loss.class_weights", weights, f"null {alone}"),
-        # The factors' class names need the dataset: losses.check_class_weight_mult, before training reads a frame.
+        # Their class names need the dataset: class_weights.check_class_weight_mult, before any frame is read.
         (all(0 < f < math.inf for f in mult.values()), "loss.class_weight_mult", mult, "finite factors > 0"),
         (not mult or weights is not None, "loss.class_weight_mult", mult, "{} when loss.class_weights is null"),
         (loss.enet_c > 1, "loss.enet_c", loss.enet_c, "> 1, so that ln(enet_c + p_c) > 0"),

@@ -20,18 +20,13 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.check import LabelCounts, count_labels
-from .errors import ConfigError, DataError
 from .labels import IGNORE_INDEX
-from .typecheck import did_you_mean
 
 if TYPE_CHECKING:
     from .config import LossConfig
-    from .data import SegmentationDataset
 
 HeadLoss = Callable[..., torch.Tensor]  # (logits N,C,H,W; target N,H,W; reduction) -> loss
 
@@ -223,71 +218,3 @@ def lovasz_extension_binned(
 def _float(logits: torch.Tensor) -> torch.Tensor:
     """At least float32 (bf16 autocast gives bf16 logits); float64 stays, for gradient checks."""
     return logits if logits.dtype == torch.float64 else logits.float()
-
-
-def class_weights(
-    scheme: str | tuple[float, ...] | None, counts: LabelCounts | None, enet_c: float = 1.02
-) -> np.ndarray | None:
-    """Per-class cross-entropy weights (a float64 array; None without weights) from the train split's
-    label `counts` (needed by the computed ones only), `scheme` being loss.class_weights:
-
-      enet              w_c = 1 / ln(enet_c + p_c)  (Paszke et al. 2016), p_c = class c's share of
-                        the labelled pixels
-      median_frequency  w_c = median_k(freq_k) / freq_c  (Eigen and Fergus 2015, as SegNet uses it),
-                        freq_c = pixels of class c / all pixels (ignored ones included) of the
-                        images in which c occurs, the median over the classes that occur
-      a list            the weights as given, not rescaled
-
-    The two computed ones are scaled so that sum_c p_c w_c = 1: the mean weight per labelled pixel
-    is 1, and the learning rates tuned for plain cross-entropy still fit. A class absent from the
-    train split gets 0: no training pixel has it, so its weight never enters the loss, and 0 says
-    so in the log instead of an arbitrary number.
-    """
-    if scheme is None or isinstance(scheme, tuple):
-        return None if scheme is None else np.asarray(scheme, dtype=np.float64)
-    pixels = counts.class_pixels.astype(np.float64)
-    if pixels.sum() == 0:
-        raise DataError(f"loss.class_weights = {scheme!r}: the train split has no labelled pixel to count")
-    share, present = pixels / pixels.sum(), pixels > 0
-    if scheme == "enet":
-        raw = 1.0 / np.log(enet_c + share)
-    elif scheme == "median_frequency":
-        freq = np.divide(pixels, counts.image_pixels, out=np.zeros_like(pixels), where=present)
-        raw = np.divide(np.median(freq[present]), freq, out=np.zeros_like(pixels), where=present)
-    else:  # config.validate accepts only the schemes above
-        raise ValueError(f"unknown class weight scheme {scheme!r}")
-    raw = np.where(present, raw, 0.0)
-    return raw / (share @ raw)
-
-
-def train_class_weights(
-    config: LossConfig, train_set: SegmentationDataset, counts: LabelCounts | None = None
-) -> torch.Tensor | None:
-    """loss.class_weights for the train split as a float32 tensor; `counts`: its labels' count_labels as
-    training sees them, if already counted (sampling counts them, after rare-class paste when that is
-    on), else the raw labels, counted here when the scheme needs them. loss.class_weight_mult then
-    multiplies the named classes' weights (the others, and the scaling, stay as they are)."""
-    if config.class_weights is None:
-        return None
-    if not isinstance(config.class_weights, tuple):
-        counts = counts or count_labels(train_set)
-    weights = class_weights(config.class_weights, counts, config.enet_c)
-    check_class_weight_mult(config, train_set.class_names)
-    for name, factor in config.class_weight_mult.items():
-        weights[train_set.class_names.index(name)] *= factor
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-def check_class_weight_mult(config: LossConfig, class_names: tuple[str, ...]) -> None:
-    """loss.class_weight_mult names classes of the dataset only (training checks it before reading any frame)."""
-    for name in config.class_weight_mult:
-        if name not in class_names:
-            raise ConfigError(
-                f"loss.class_weight_mult: {name!r} is not a class of this dataset ({', '.join(class_names)})"
-                + did_you_mean(name, class_names)
-            )
-
-
-def format_class_weights(names: tuple[str, ...] | list[str], weights: torch.Tensor) -> str:
-    """One line for the training log: class name=weight for every class."""
-    return "class weights: " + " ".join(f"{name}={w:.4g}" for name, w in zip(names, weights.tolist()))

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .api import load_model, predict_batch
-from .data.base import read_image
+from .data.files import read_image
 from .errors import DataError, SceneSegError
 from .inference import InferenceSettings
 from .predict_video import predict_video, to_bgr

@@ -17,18 +17,26 @@ from torch.utils.data import DataLoader, Subset
 
 from .builders import build_train_val, dataset_classes
 from .checkpoint import write_text_atomic
+from .class_weights import (
+    CLASS_WEIGHTS_FILE,
+    check_class_weight_mult,
+    check_recorded_weights,
+    format_class_weights,
+    train_class_weights,
+    weights_record,
+)
 from .config import Config, TrainConfig, to_yaml
 from .data import SegmentationDataset
-from .distributed import Distributed, convert_sync_batchnorm
-from .errors import ConfigError, DataError, WeightsError
+from .distributed import Distributed
+from .errors import ConfigError, WeightsError
 from .evaluation import resolve_precision
 from .history import History, tensorboard_writer
 from .inference import Precision, enable_gpu_speedups
 from .loading import PreparedBatches, train_loader
-from .losses import check_class_weight_mult, format_class_weights, train_class_weights
 from .models import build_model
 from .optimizer import build_optimizer
 from .sampling import Sampling, describe_sampling, prepare_sampling
+from .sync_batchnorm import convert_sync_batchnorm
 from .transfer import init_from
 
 Log = Callable[[str], None]
@@ -216,37 +224,10 @@ def restore(run: TrainingRun, resume: dict | None) -> tuple[int, dict | None]:
             f"{run.run_dir / 'last.pt'}: its part-way epoch {partial['epoch']} does not follow its "
             f"last complete epoch {resume['epoch']}; the file is inconsistent"
         )
-    _check_class_weights(run)
+    check_recorded_weights(run.run_dir, run.config.loss, run.val_set.class_names, run.class_weights)
     where = f"iteration {partial['iteration']} of epoch {start_epoch}" if partial else f"epoch {resume['epoch']}"
     run.log(f"resuming {run.run_dir} after {where}")
     return start_epoch, partial
-
-
-CLASS_WEIGHTS_FILE = "class_weights.json"
-
-
-def _class_weights_record(run: TrainingRun) -> str:
-    """class_weights.json: loss.class_weights (and class_weight_mult) and each class's weight in the run."""
-    names, weights = run.val_set.class_names, run.class_weights.tolist()
-    scheme = run.config.loss.class_weights
-    record = {"class_weights": list(scheme) if isinstance(scheme, tuple) else scheme}
-    if run.config.loss.class_weight_mult:  # only then, so that records written before it still compare equal
-        record["class_weight_mult"] = dict(run.config.loss.class_weight_mult)
-    record["weights"] = dict(zip(names, weights))
-    return json.dumps(record, indent=1) + "\n"
-
-
-def _check_class_weights(run: TrainingRun) -> None:
-    """A resumed run must train with the weights it started with; the train labels changing would change them."""
-    path = run.run_dir / CLASS_WEIGHTS_FILE
-    if run.class_weights is None or not path.is_file():
-        return
-    if json.loads(path.read_text()) != json.loads(_class_weights_record(run)):
-        raise DataError(
-            f"{path}: the run started with other class weights than the train split gives now "
-            f"({format_class_weights(run.val_set.class_names, run.class_weights)}); expected the same train labels "
-            "(and, with data.paste_prob, a run started since class weights count pasted labels, 2026-12-06)"
-        )
 
 
 def describe(run: TrainingRun) -> str:
@@ -266,7 +247,8 @@ def record_inputs(run: TrainingRun) -> None:
     """Write the config, the class weights (if any) and the frames of each split into the run folder."""
     write_text_atomic(run.run_dir / "config.yaml", to_yaml(run.config))
     if run.class_weights is not None:
-        write_text_atomic(run.run_dir / CLASS_WEIGHTS_FILE, _class_weights_record(run))
+        record = weights_record(run.config.loss, run.val_set.class_names, run.class_weights)
+        write_text_atomic(run.run_dir / CLASS_WEIGHTS_FILE, record)
     splits = {"train": run.train_set, "val": run.val_set}
     write_text_atomic(
         run.run_dir / "data_split.json",

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from sceneseg.builders import build_train_val
+from sceneseg.class_weights import class_weights, train_class_weights
 from sceneseg.config import load_config
 from sceneseg.data.crops import ClassAwareCrop
 from sceneseg.data.paste import RarePaste, paste_classes
 from sceneseg.errors import ConfigError, DataError
-from sceneseg.losses import class_weights, train_class_weights
 from sceneseg.sampling import describe_sampling, prepare_sampling, rare_classes
 
 

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from sceneseg.config import load_config
-from sceneseg.distributed import convert_sync_batchnorm
 from sceneseg.evaluation import resolve_precision
 from sceneseg.inference import Precision
 from sceneseg.losses import segmentation_loss
 from sceneseg.models.pspnet import pspnet
+from sceneseg.sync_batchnorm import convert_sync_batchnorm
 from tests.gpu import NEEDS_CUDA
 
 pytestmark = NEEDS_CUDA

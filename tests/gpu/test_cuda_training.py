@@ -13,7 +13,7 @@ import torch
 import sceneseg
 from sceneseg.cli import main
 from sceneseg.data import SAMPLE_ROOT
-from sceneseg.data.base import read_image
+from sceneseg.data.files import read_image
 from tests.gpu import NEEDS_CUDA
 
 pytestmark = NEEDS_CUDA

@@ -16,9 +16,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from sceneseg.distributed import Distributed, convert_sync_batchnorm
+from sceneseg.distributed import Distributed
 from sceneseg.losses import segmentation_loss
 from sceneseg.models.pspnet import pspnet
+from sceneseg.sync_batchnorm import convert_sync_batchnorm
 from tests.gpu import NEEDS_CUDA
 
 pytestmark = NEEDS_CUDA

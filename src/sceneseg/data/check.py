@@ -4,7 +4,7 @@
 image and label (so a corrupt file or a stray label value raises DataError naming the file) and
 reports the class balance, which is worth a look because the rare classes (poles, signs,
 pedestrians, cyclists) are where segmentation models fail first. Its counts come from `count_labels`,
-which the class-weighted losses (losses.class_weights) count the train split with too.
+which the class-weighted losses (class_weights.class_weights) count the train split with too.
 """
 
 from __future__ import annotations

@@ -17,14 +17,12 @@ import numpy as np
 
 from sceneseg.data.base import (
     IGNORE_INDEX,
-    INVALID,
     SegmentationDataset,
     Transform,
     find_pairs,
     ratio_split,
-    read_image,
-    read_index_label,
 )
+from sceneseg.data.files import INVALID, read_image, read_index_label
 from sceneseg.data.lists import read_list_file
 from sceneseg.errors import DataError
 

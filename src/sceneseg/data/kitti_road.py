@@ -26,8 +26,8 @@ from sceneseg.data.base import (
     Transform,
     held_out_split,
     ratio_split,
-    read_image,
 )
+from sceneseg.data.files import read_image
 from sceneseg.errors import DataError
 
 KITTI_CLASSES: tuple[str, ...] = ("Road", "Not_Road")
