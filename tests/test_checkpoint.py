@@ -91,3 +91,19 @@ def test_a_mapping_field_differs_as_one_value_whichever_side_holds_more_names():
     assert config_differences(doubled, plain) == ["loss.class_weight_mult (run: {'Column_Pole': 2.0}, now: {})"]
     assert config_differences(doubled, doubled) == []
     assert config_differences(plain, load_config(None, ["loss.class_weights=enet", "train.epochs=99"])) == []
+
+
+def test_onnx_yaml_and_empty_files_are_named_not_pytorch_checkpoints(tmp_path):
+    onnx = tmp_path / "best.onnx"
+    onnx.write_bytes(b"\x08\x08\x12\x07pytorch")  # an ONNX model is a protobuf message
+    expected = r"not a PyTorch checkpoint \(expected a file written by torch.save, such as a run's best.pt\)"
+    with pytest.raises(WeightsError, match=rf"best.onnx: {expected}; an ONNX model is read only by 'sceneseg predict'"):
+        load_checkpoint(onnx)
+    config = tmp_path / "config.yaml"
+    config.write_text("name: x\n")
+    with pytest.raises(WeightsError, match=rf"config.yaml: {expected}$"):
+        load_checkpoint(config)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(WeightsError, match=r"checkpoint .*empty.pt is empty; expected a file written by torch.save"):
+        load_checkpoint(empty)

@@ -19,36 +19,80 @@ from typing import Any, Literal
 import torch
 
 from .config import Config, config_from_dict, to_dict
-from .errors import ConfigError, SceneSegError, WeightsError
+from .errors import ConfigError, OutputError, SceneSegError, WeightsError
 
 FORMAT = "sceneseg-checkpoint"
 VERSION = 1
+# mkstemp creates files readable by their owner only; checkpoints get the mode the user's umask gives
+# other files. Read once, at import, since os.umask can only be read by setting it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def check_output_file(path: str | Path, what: str) -> None:
+    """Raise OutputError (before any work is done) if `path` cannot become a file; `what` names it
+    for the user ("--out", "train.out_dir")."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder; expected the path of a file to write")
+    _check_parent(path, what)
+
+
+def check_output_folder(path: str | Path, what: str) -> None:
+    """Raise OutputError (before any work is done) if `path` cannot be or become a folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{what} {path} is a file; expected a folder (an existing one, or one to create)")
+    _check_parent(path, what)
+
+
+def _check_parent(path: Path, what: str) -> None:
+    """The nearest existing ancestor of `path` must be a folder we may write into."""
+    parent = next(p for p in path.parents if p.exists())  # "." or "/" at the latest
+    if not parent.is_dir():
+        raise OutputError(f"{what} {path}: {parent} is a file, so nothing can be created under it; expected a folder")
+    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: no permission to create it in {parent}")
+
+
+def _unwritable(path: Path, error: OSError) -> OutputError:
+    return OutputError(f"cannot write {path} ({error.strerror or error}); expected a writable file path")
 
 
 def save_checkpoint(path: str | Path, **content: Any) -> None:
     """Atomically write `content` (config dict, model/optimizer/scheduler state, epoch, ...) to `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **content}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _unwritable(path, error) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise _unwritable(path, error) from None
         raise
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write a text file (history, metrics) so that readers never see half of it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise _unwritable(path, error) from None
 
 
 def read_weights_file(path: str | Path) -> Any:
@@ -58,6 +102,7 @@ def read_weights_file(path: str | Path) -> Any:
         raise WeightsError(f"checkpoint {path} is a directory; expected a weights file such as {path / 'best.pt'}")
     if not path.is_file():
         raise WeightsError(f"checkpoint {path} does not exist")
+    _check_torch_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -74,6 +119,22 @@ def read_weights_file(path: str | Path) -> Any:
         raise WeightsError(
             f"cannot read {path}: not a PyTorch checkpoint or truncated ({str(exc).split('. ')[0]})"
         ) from None
+
+
+def _check_torch_file(path: Path) -> None:
+    """torch.save writes a zip archive (older versions a pickle); anything else (an ONNX model, a YAML
+    file) would reach torch's unpickler and fail with a message about unsafe loading."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+    except OSError as error:
+        raise WeightsError(f"cannot read {path} ({error.strerror}); expected a readable checkpoint") from None
+    expected = "expected a file written by torch.save, such as a run's best.pt"
+    if not head:
+        raise WeightsError(f"checkpoint {path} is empty; {expected}")
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):
+        onnx = "; an ONNX model is read only by 'sceneseg predict'" if path.suffix.lower() == ".onnx" else ""
+        raise WeightsError(f"cannot read {path}: not a PyTorch checkpoint ({expected}){onnx}")
 
 
 def is_sceneseg_checkpoint(content: Any) -> bool:

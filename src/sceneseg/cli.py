@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from .checkpoint import check_output_folder
 from .cli_data import data_check_command, data_split_command
 from .cli_infer import evaluate_command, export_command, predict_command
 from .cli_train import study_command, train_command
@@ -27,6 +28,7 @@ def _report(args: argparse.Namespace) -> None:
     from .report import build_report
     from .study import ReportSettings
 
+    check_output_folder(args.out, "--out")  # before the report is built, not after
     names = [Path(d).name for d in args.run_dirs]
     unknown = [name for name in args.compare or () if name not in names]
     if unknown:  # the report would silently compare its default pair instead

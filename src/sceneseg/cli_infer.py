@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from .checkpoint import load_checkpoint, write_text_atomic
+from .checkpoint import check_output_file, load_checkpoint, write_text_atomic
 from .config import config_from_dict
 from .errors import SceneSegError
 from .metrics import format_metrics
@@ -24,12 +24,13 @@ def evaluate_command(args: argparse.Namespace) -> None:
         overrides.append(f"data.root={args.root}")
     config = config_from_dict(checkpoint["config"], overrides)
     split = args.split or config.data.val_split  # the split the run validated on, whatever its name
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f"eval_{split}.json")
+    check_output_file(out, "--out")  # before the evaluation, not after it
     unused = crop_mode_ignores(config.eval, args.mode)
     if unused:
         print(f"note: mode crop scores centre crops as the per-epoch validation does; {', '.join(unused)} do not apply")
     summary = evaluate_weights(config, checkpoint["model"], split, mode=args.mode, show_progress=not args.no_progress)
     print(format_metrics(summary))
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(f"eval_{split}.json")
     write_text_atomic(out, json.dumps(summary, indent=2) + "\n")
     print(f"\nwritten {out}")
 
@@ -72,6 +73,7 @@ def export_command(args: argparse.Namespace) -> None:
     from .export import export_onnx
 
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
+    check_output_file(out, "--out")
     error = export_onnx(load_model(args.checkpoint), out)
     print(
         f"written {out}: input 'image' (N, 3, H, W), output 'logits' (N, C, H, W), N/H/W dynamic; "

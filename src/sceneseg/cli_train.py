@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .checkpoint import checkpoint_to_resume, run_state
+from .checkpoint import check_output_folder, checkpoint_to_resume, run_state
 from .config import SAMPLE, Config, load_config
 from .errors import SceneSegError
 from .metrics import format_metrics
@@ -29,6 +29,7 @@ def train_command(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     run_dir = Path(config.train.out_dir)
+    check_output_folder(run_dir, "train.out_dir")
     if args.resume:
         resume = checkpoint_to_resume(config, run_dir)
     else:
@@ -86,7 +87,9 @@ def _train_and_evaluate(
         return 128 + (request.signum or signal.SIGTERM)
     say(format_metrics(summary))
     say("\n" + format_phases(summary["phases"]))
-    say(f"\noutputs in {run_dir}/: metrics.json, history.json, history.csv, best.pt, last.pt, config.yaml")
+    if dist.is_main:  # rank 0 wrote the folder; on another node it need not exist
+        outputs = sorted(p.name + "/" * p.is_dir() for p in run_dir.iterdir() if not p.name.startswith("."))
+        say(f"\noutputs in {run_dir}/: {', '.join(outputs)}")
     say(next_steps(config, run_dir))
     return 0
 
@@ -95,10 +98,12 @@ def next_steps(config: Config, run_dir: Path) -> str:
     """What to run after a training: predict with its best.pt; after the built-in sample, also the
     full-size CamVid training the sample is a miniature of."""
     best, out = shlex.quote(str(run_dir / "best.pt")), shlex.quote(str(run_dir / "predictions"))
-    if config.data.root == SAMPLE:
-        from .builders import data_root
+    from .builders import data_root
 
-        frames = shlex.quote(str(data_root(config.data) / config.data.val_split))  # CamVid's layout: a folder a split
+    # CamVid's layout: a folder a split; a split from list files (data.val_list) has no folder to give.
+    folder = data_root(config.data) / config.data.val_split if config.data.root == SAMPLE else None
+    if folder is not None and folder.is_dir():
+        frames = shlex.quote(str(folder))
         return (
             "next: segment the sample's val frames with this run, then train on the full CamVid "
             "(add data.root=DIR for a copy elsewhere):\n"

@@ -19,3 +19,7 @@ class DataError(SceneSegError):
 
 class WeightsError(SceneSegError):
     """A weights file or checkpoint does not fit the model it is loaded into."""
+
+
+class OutputError(SceneSegError):
+    """An output path cannot be written: a folder where a file goes, a file where a folder goes, no permission."""

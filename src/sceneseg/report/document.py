@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checkpoint import check_output_folder
+
 
 def shown_path(path: str | Path) -> str:
     """`path` as a report shows it: relative to the directory the command ran in, so that a report
@@ -137,8 +139,7 @@ def write_report(out: Path, title: str, blocks: Sequence[Block]) -> None:
     """Write `out`/index.html, `out`/README.md and the PNGs, replacing `out` only once all are written:
     a failure leaves the previous report (or nothing), never half of one."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"report folder {out} is a file; give a folder for --out")
+    check_output_folder(out, "report folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp's 0o700 would hide the report from a web server or another user

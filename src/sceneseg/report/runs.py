@@ -54,6 +54,7 @@ class Run:
 
 def load_run(path: Path) -> Run:
     path = Path(path)
+    _check_run_folder(path)
     for name in ("metrics.json", "history.json"):
         if not (path / name).is_file():
             raise SceneSegError(
@@ -84,6 +85,19 @@ def load_run(path: Path) -> Run:
         history=history,
         has_weights=has_weights,
     )
+
+
+def _check_run_folder(path: Path) -> None:
+    """A missing path, a file, or a folder of runs (a study's out_dir) each get their own message."""
+    if not path.exists():
+        raise SceneSegError(f"run folder {path} does not exist")
+    if not path.is_dir():
+        raise SceneSegError(f"{path} is a file; expected a run folder (a train.out_dir, holding metrics.json)")
+    if not (path / "metrics.json").exists():
+        inside = sorted(str(p) for p in path.iterdir() if (p / "metrics.json").is_file())
+        if inside:
+            shown = ", ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5 else "")
+            raise SceneSegError(f"{path} is not a run folder but holds run folders: {shown}; give those")
 
 
 def _stored_config(path: Path, has_weights: bool) -> Config:
