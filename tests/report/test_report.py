@@ -204,7 +204,10 @@ def test_runs_kept_as_records_are_tabled_but_not_compared(small_study, tmp_path,
     kept_miou = json.loads((kept / "metrics.json").read_text())["mIoU"]
     assert any(r[0] == "2. PSPNet, backbone of row 1" and f"{kept_miou:.4f}" in r for r in results)
     assert "Kept as records without `best.pt` (`pspnet_kept`)" in markdown
-    assert "per-class IoU" not in markdown and not (target / "camvid_qualitative.png").exists()
+    # The per-class sections show the one run that has weights, alone.
+    per_class = _table(_tables(markdown), "class", "val pixel share")
+    assert per_class[0][:3] == ["class", "val pixel share", "IoU: 1. Simple, from scratch"]
+    assert not any("IoU: 2." in h or "difference" in h for h in per_class[0])
 
     args = ["report", str(out / "simple"), str(kept), "--out", str(tmp_path / "rep2"), "--compare", "simple"]
     assert main([*args, "pspnet_kept", "--no-progress"]) == 2
@@ -212,6 +215,28 @@ def test_runs_kept_as_records_are_tabled_but_not_compared(small_study, tmp_path,
     (kept / "config.yaml").unlink()
     assert main(["report", str(kept), "--out", str(tmp_path / "rep3")]) == 2
     assert "has neither best.pt nor config.yaml" in capsys.readouterr().err
+
+
+def test_a_report_of_one_run_has_its_per_class_analysis_and_pictures(small_study, tmp_path, capsys):
+    run = small_study[1] / "simple"
+    target = tmp_path / "rep"
+    assert main(["report", str(run), "--out", str(target), "--count", "2", "--no-progress"]) == 0
+    markdown = (target / "README.md").read_text()
+    for heading in ("per-class IoU", "hardest classes", "errors by object size", "accuracy near class boundaries"):
+        assert f"CamVid: {heading}" in markdown, heading
+    metrics = json.loads((run / "metrics.json").read_text())
+    per_class = _table(_tables(markdown), "class", "val pixel share")
+    assert per_class[0][:3] == ["class", "val pixel share", "IoU: 1. Simple, from scratch"]
+    assert not any("IoU: 2." in h or "difference" in h for h in per_class[0])
+    assert [row[2] for row in per_class[1:]] == [
+        "-" if c["iou"] is None else f"{c['iou']:.4f}" for c in metrics["classes"]
+    ]
+    assert "the 2 worst by per-image mIoU:" in markdown
+    for picture in ("camvid_class_iou.png", "camvid_qualitative.png", "camvid_object_size.png"):
+        assert (target / picture).stat().st_size > 1000, picture
+    # A frame name that is not a val frame is refused for one run as for two.
+    assert main(["report", str(run), "--out", str(tmp_path / "rep2"), "--frames", "nope.png"]) == 2
+    assert "qualitative frame 'nope.png' is not a val frame" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(

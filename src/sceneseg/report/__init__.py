@@ -103,7 +103,7 @@ def _comparison_blocks(dataset: str, slug: str, pair: list[Run], published: Publ
         Figure(
             f"{slug}_class_iou.png",
             figures.class_iou_bars(pair, share),
-            "Per-class val IoU of the two compared runs; brackets: the class's share of val pixels.",
+            "Per-class val IoU of the compared runs; brackets: the class's share of val pixels.",
         ),
         Heading(f"{dataset}: hardest classes", 3),
         *[tables.hardest_table(run) for run in pair],
@@ -137,7 +137,8 @@ def _qualitative_blocks(
     how = (
         "chosen in the study file"
         if settings.frames
-        else f"the {len(frames)} {settings.pick} by per-image mIoU averaged over both runs"
+        else f"the {len(frames)} {settings.pick} by per-image mIoU"
+        + (" averaged over both runs" if len(pair) == 2 else "")
     )
     return [
         Heading(f"{dataset}: qualitative results", 3),
@@ -181,9 +182,9 @@ def _check_classes(chosen: Sequence[str], groups: list[tuple[str, ...]]) -> None
 
 
 def _compared(group: list[Run], names: Sequence[str]) -> list[Run] | None:
-    """The two runs to show side by side: `names` when both are in the group, else the best
-    SimpleSegmentationNet and the best PSPNet, else the two best runs; only runs with best.pt can be
-    compared (None: fewer than two have it)."""
+    """The runs whose val frames the report predicts: `names` when both are in the group, else the
+    best SimpleSegmentationNet and the best PSPNet, else the two best runs, else the one run (a
+    report of a single training); only runs with best.pt count (None: no run has it)."""
     by_name = {run.name: run for run in group}
     if names and all(n in by_name for n in names):
         for name in names:
@@ -197,7 +198,7 @@ def _compared(group: list[Run], names: Sequence[str]) -> list[Run] | None:
     best = [next((r for r in ranked if r.config.model.name == kind), None) for kind in ("simple", "pspnet")]
     pair = [r for r in best if r is not None]
     pair = pair if len(pair) == 2 else ranked[:2]
-    return pair if len(pair) == 2 else None
+    return pair or None
 
 
 def _records_only_note(runs: list[Run]) -> str:

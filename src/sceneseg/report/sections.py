@@ -46,7 +46,7 @@ def size_blocks(dataset: str, slug: str, pair: list[Run], analysis: FrameAnalysi
         Figure(
             f"{slug}_object_size.png",
             figures.size_curves(labels, panels, bins),
-            "Recall (solid) and IoU (dashed) by object area, per class, for the two compared runs.",
+            "Recall (solid) and IoU (dashed) by object area, per class, for the compared runs.",
         ),
     ]
 

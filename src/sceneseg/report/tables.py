@@ -99,30 +99,35 @@ def _difference(a: float | None, b: float | None) -> str:
 
 
 def class_table(pair: list[Run], share: np.ndarray, published: Published | None) -> Table:
-    """Per-class val IoU of the two compared runs, their difference and the study's published ones."""
+    """Per-class val IoU of the compared runs (two, with their difference; or a report's only run)
+    and the study's published ones."""
     names = pair[0].class_names
     columns = published.per_class_iou(names) if published else []
+    two = len(pair) == 2
     headers = (
         "class",
         "val pixel share",
         *(f"IoU: {run.label}" for run in pair),
-        "difference (second - first)",
+        *(["difference (second - first)"] if two else []),
         *(f"study: {model}" for model, _ in columns),
     )
     rows = []
     for i, name in enumerate(names):
-        first, second = (run.metrics["classes"][i]["iou"] for run in pair)
+        ious = [run.metrics["classes"][i]["iou"] for run in pair]
         rows.append(
             (
                 name,
                 f"{100 * share[i]:.2f}%",
-                fmt(first),
-                fmt(second),
-                _difference(first, second),
+                *(fmt(iou) for iou in ious),
+                *([_difference(*ious)] if two else []),
                 *(fmt(values[i]) for _, values in columns),
             )
         )
-    caption = "Val IoU of the two compared runs (`--compare FIRST SECOND`) in the dataset's class order."
+    caption = (
+        "Val IoU of the two compared runs (`--compare FIRST SECOND`) in the dataset's class order."
+        if two
+        else "Val IoU of the run in the dataset's class order (two runs would be compared side by side)."
+    )
     if columns:
         note = published.per_class_note(names)
         caption += " The study columns are the original study's published per-class val IoU (ResNet-50, GPU)"
