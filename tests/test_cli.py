@@ -233,6 +233,19 @@ def test_config_command_prints_a_config_that_loads_back(tmp_path, capsys):
     )
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.name=pspnt", "expected one of deeplabv3plus, pspnet, simple; did you mean pspnet?"),
+        ("model.decoder_stride=2", "model.decoder_stride does not apply to model 'simple'; set it to null"),
+    ],
+)
+def test_config_command_checks_the_model_as_training_would(override, message, capsys):
+    assert main(["config", "sample", override]) == 2
+    out, err = capsys.readouterr()
+    assert message in err and out == ""
+
+
 def test_a_run_folder_keeps_its_resolved_config(tmp_path):
     run = tmp_path / "run"
     assert main(["train", *TINY, "train.epochs=1", f"train.out_dir={run}", "--no-progress"]) == 0

@@ -54,9 +54,12 @@ def _report(args: argparse.Namespace) -> None:
 
 def _config(args: argparse.Namespace) -> None:
     from .builders import dataset_options
+    from .models import model_options
 
     config = load_config(args.config, args.overrides)
-    dataset_options(config.data)  # a wrong dataset option shows here already, not only when training
+    # A wrong dataset or model option shows here already, not only when training.
+    dataset_options(config.data)
+    model_options(config.model)
     print(to_yaml(config), end="")
 
 

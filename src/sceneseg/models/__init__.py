@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -40,6 +40,7 @@ from sceneseg.models.resnet import (
 )
 from sceneseg.models.simple import SimpleSegmentationNet, simple_segmentation_net
 from sceneseg.models.weights import TORCHVISION_URLS, load_backbone_weights
+from sceneseg.typecheck import did_you_mean
 
 if TYPE_CHECKING:
     from sceneseg.config import ModelConfig
@@ -51,10 +52,14 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(config: ModelConfig) -> nn.Module:
-    """Call the factory `MODELS[config.name]` with the options set (not null) in `config`."""
+def model_options(config: ModelConfig) -> tuple[Callable[..., nn.Module], dict[str, Any]]:
+    """The factory `MODELS[config.name]` and the options set (not null) in `config`, checked against
+    its signature; `sceneseg config` calls this too, so a wrong model shows before any training."""
     if config.name not in MODELS:
-        raise ConfigError(f"model.name = {config.name!r}: expected one of {', '.join(sorted(MODELS))}")
+        raise ConfigError(
+            f"model.name = {config.name!r}: expected one of {', '.join(sorted(MODELS))}"
+            f"{did_you_mean(config.name, MODELS)}"
+        )
     factory = MODELS[config.name]
     options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name" and v is not None}
     accepted = inspect.signature(factory).parameters
@@ -64,6 +69,12 @@ def build_model(config: ModelConfig) -> nn.Module:
             f"model.{foreign[0]} does not apply to model {config.name!r}; set it to null "
             f"(its options: {', '.join(k for k in accepted if k != 'num_classes')})"
         )
+    return factory, options
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    """Call the factory `MODELS[config.name]` with the options set (not null) in `config`."""
+    factory, options = model_options(config)
     return factory(**options)
 
 
@@ -81,6 +92,7 @@ __all__ = [
     "ResNet",
     "SimpleSegmentationNet",
     "build_model",
+    "model_options",
     "deeplabv3plus",
     "from_reference",
     "infer_reference_config",
