@@ -176,3 +176,19 @@ def test_cli_rejects_a_file_that_is_no_checkpoint(tmp_path: Path, capsys: pytest
         code = main(["predict", str(tmp_path / name), str(paths["png"]), "--out", str(tmp_path / "out")])
         assert code == 2 and name in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--batch-size", "0"], "batch size 0: expected at least 1 frame per forward pass"),
+        (["--alpha", "1.5"], "alpha 1.5: expected a weight between 0 and 1 for the overlay colours"),
+    ],
+)
+def test_predict_names_the_one_option_that_is_out_of_range(option, message, tmp_path, capsys) -> None:
+    checkpoint = write_checkpoint(tmp_path / "best.pt")
+    paths = write_frames(tmp_path / "in", np.random.default_rng(1))
+    assert main(["predict", str(checkpoint), str(paths["png"]), "--out", str(tmp_path / "out"), *option]) == 2
+    err = capsys.readouterr().err
+    assert message in err and ("alpha" in message) == ("alpha" in err)
+    assert not (tmp_path / "out").exists()

@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=_report)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint")
-    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("checkpoint", help="a run's best.pt (or another sceneseg checkpoint)")
     evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides of the stored config", default=[])
     evaluate.add_argument("--root", help="data root (default: the one the model was trained on)")
     evaluate.add_argument("--split", help="a split name, e.g. train, val or test (default: the run's data.val_split)")
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=predict_command)
 
     export = commands.add_parser("export", help="export a checkpoint to ONNX (dynamic batch, height and width)")
-    export.add_argument("checkpoint")
+    export.add_argument("checkpoint", help="a run's best.pt (or another sceneseg checkpoint)")
     export.add_argument("--out", help="ONNX file (default: the checkpoint's name with .onnx)")
     export.set_defaults(func=export_command)
     return parser

@@ -93,10 +93,10 @@ def predict_paths(
     passed to `on_failure` as they happen. A DataError if nothing at all was written: then an
     `out_dir` this call created is removed again."""
     settings.check()
-    if batch_size < 1 or not 0 <= alpha <= 1:
-        raise SceneSegError(
-            f"batch size {batch_size}, alpha {alpha}: expected a batch size of at least 1 and an alpha between 0 and 1"
-        )
+    if batch_size < 1:
+        raise SceneSegError(f"batch size {batch_size}: expected at least 1 frame per forward pass")
+    if not 0 <= alpha <= 1:
+        raise SceneSegError(f"alpha {alpha}: expected a weight between 0 and 1 for the overlay colours")
     report, out = Report(), Path(out_dir)
     images, videos = find_inputs(inputs, report)
     for message in report.failures:
