@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from sceneseg.builders import build_dataset, build_train_val, dataset_classes, dataset_options
+from sceneseg.builders import build_dataset, build_train_val, data_root, dataset_classes, dataset_options
 from sceneseg.cli import main
 from sceneseg.config import config_from_dict, load_config, to_dict
-from sceneseg.data import DATASETS, FolderDataset, KittiRoad
+from sceneseg.data import DATASETS, SAMPLE_ROOT, FolderDataset, KittiRoad
 from sceneseg.data.transforms import ShortSideScale
 from sceneseg.errors import ConfigError, SceneSegError
 from tests.data.test_kitti_road import write_kitti
@@ -186,3 +186,9 @@ def test_scale_from_source_reaches_the_train_pipeline(tmp_path):
         config = load_config(None, options).data
         ops = build_dataset(config, "train", "train").transform.compose.transforms
         assert [type(op) for op in ops if isinstance(op, A.RandomScale)] == [expected]
+
+
+def test_a_mistyped_builtin_root_names_the_sample_instead_of_a_missing_folder():
+    assert data_root(load_config(None).data) == SAMPLE_ROOT
+    with pytest.raises(ConfigError, match="data.root = 'builtin:camvid-smaple': the only built-in dataset is"):
+        build_dataset(load_config(None, ["data.root=builtin:camvid-smaple"]).data, "val", "whole")

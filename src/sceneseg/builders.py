@@ -19,7 +19,12 @@ from .typecheck import check_type, did_you_mean
 
 
 def data_root(config: DataConfig) -> Path:
-    return SAMPLE_ROOT if config.root == SAMPLE else Path(config.root)
+    """The folder data.root names: the shipped sample for SAMPLE, else the path as given."""
+    if config.root == SAMPLE:
+        return SAMPLE_ROOT
+    if config.root.startswith("builtin:"):  # a mistyped sample name would read as a relative path
+        raise ConfigError(f"data.root = {config.root!r}: the only built-in dataset is {SAMPLE!r}")
+    return Path(config.root)
 
 
 def _transform(config: DataConfig, mode: str):
