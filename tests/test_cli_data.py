@@ -25,3 +25,10 @@ def test_data_split_writes_lists_that_train_and_validate(tmp_path, capsys):
     before = (out / "train.txt").read_text()
     assert main(["data", "split", "sample", "--hold-out", "0001TP", "--out", str(out)]) == 2
     assert "already exist" in capsys.readouterr().err and (out / "train.txt").read_text() == before
+
+
+def test_data_commands_require_only_their_target_not_the_optional_overrides(capsys):
+    assert main(["data", "check"]) == 2
+    assert "the following arguments are required: target (see" in capsys.readouterr().err
+    assert main(["data", "split"]) == 2
+    assert "the following arguments are required: config, --hold-out, --out (see" in capsys.readouterr().err

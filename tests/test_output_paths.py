@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import torch
 
-from sceneseg import checkpoint
 from sceneseg.checkpoint import check_output_file, check_output_folder, save_checkpoint, write_text_atomic
 from sceneseg.cli import main
 from sceneseg.cli_train import next_steps
@@ -38,10 +38,36 @@ def test_a_text_file_that_cannot_be_written_is_an_output_error_and_leaves_no_tem
     assert os.listdir(tmp_path) == ["runs"]
 
 
-def test_checkpoints_get_the_mode_the_umask_gives_other_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint, "_UMASK", 0o022)
-    save_checkpoint(tmp_path / "best.pt", config={}, model={"w": torch.ones(1)}, epoch=1)
-    assert stat.S_IMODE((tmp_path / "best.pt").stat().st_mode) == 0o644  # not mkstemp's 0o600
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_checkpoints_get_the_mode_the_umask_gives_other_files(umask, mode, tmp_path):
+    old = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path / "best.pt", config={}, model={"w": torch.ones(1)}, epoch=1)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "best.pt").stat().st_mode) == mode
+    assert os.listdir(tmp_path) == ["best.pt"]
+
+
+def test_the_current_folder_is_a_valid_output_folder_and_a_file_in_the_way_is_an_output_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    check_output_folder(".", "train.out_dir")  # no parents to walk: "." itself is the folder
+    check_output_file("eval.json", "--out")
+    (tmp_path / "blocker").write_text("x")
+    with pytest.raises(OutputError, match=r"cannot write blocker/x.json \(.*\); expected a writable file path"):
+        write_text_atomic(Path("blocker") / "x.json", "{}")
+    assert os.listdir(tmp_path) == ["blocker"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_a_folder_without_write_permission_is_named(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        with pytest.raises(OutputError, match=r"--out .*locked/run: no permission to write in .*locked$"):
+            check_output_folder(locked / "run", "--out")
+    finally:
+        locked.chmod(0o700)
 
 
 def test_bad_out_paths_stop_evaluate_export_report_and_train_before_any_work(small_study, tmp_path, capsys):
@@ -74,6 +100,14 @@ def test_report_says_whether_a_run_folder_is_missing_a_file_or_a_folder_of_runs(
         assert main(["report", str(path), "--out", str(tmp_path / "report")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
+
+
+def test_a_report_never_replaces_a_folder_that_is_not_a_report(small_study, tmp_path, capsys):
+    run = small_study[1] / "simple"
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["report", str(run), "--out", str(run), "--no-progress"]) == 2
+    assert f"report folder {run} holds other files and no index.html of an earlier report" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == before
 
 
 def test_the_next_steps_after_the_sample_name_its_val_folder_only_where_there_is_one(tmp_path):

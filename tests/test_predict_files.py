@@ -118,5 +118,5 @@ def test_an_output_path_that_is_a_file_is_an_error(checkpoint, tmp_path, capsys)
     cv2.imwrite(str(tmp_path / "street.png"), np.zeros((24, 32, 3), np.uint8))
     (tmp_path / "taken").write_text("a file, not a folder")
     assert _predict(checkpoint, [tmp_path / "street.png"], tmp_path / "taken") == 2
-    assert f"cannot create the output folder {tmp_path / 'taken'}" in capsys.readouterr().err
+    assert f"output folder {tmp_path / 'taken'} is a file; expected a folder" in capsys.readouterr().err
     assert (tmp_path / "taken").read_text() == "a file, not a folder"

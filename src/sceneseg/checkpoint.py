@@ -8,10 +8,12 @@ previous checkpoint intact instead of a truncated one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
 import pickle
-import tempfile
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -23,49 +25,51 @@ from .errors import ConfigError, OutputError, SceneSegError, WeightsError
 
 FORMAT = "sceneseg-checkpoint"
 VERSION = 1
-# mkstemp creates files readable by their owner only; checkpoints get the mode the user's umask gives
-# other files. Read once, at import, since os.umask can only be read by setting it.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 def check_output_file(path: str | Path, what: str) -> None:
     """Raise OutputError (before any work is done) if `path` cannot become a file; `what` names it
     for the user ("--out", "train.out_dir")."""
     path = Path(path)
-    if path.is_dir():
+    if os.path.isdir(path):
         raise OutputError(f"{what} {path} is a folder; expected the path of a file to write")
-    _check_parent(path, what)
+    _check_nearest_folder(path.parent, what, path)
 
 
 def check_output_folder(path: str | Path, what: str) -> None:
-    """Raise OutputError (before any work is done) if `path` cannot be or become a folder."""
+    """Raise OutputError (before any work is done) if `path` cannot be or become a folder we write into."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
+    if os.path.lexists(path) and not os.path.isdir(path):
         raise OutputError(f"{what} {path} is a file; expected a folder (an existing one, or one to create)")
-    _check_parent(path, what)
+    _check_nearest_folder(path, what, path)
 
 
-def _check_parent(path: Path, what: str) -> None:
-    """The nearest existing ancestor of `path` must be a folder we may write into."""
-    parent = next(p for p in path.parents if p.exists())  # "." or "/" at the latest
-    if not parent.is_dir():
-        raise OutputError(f"{what} {path}: {parent} is a file, so nothing can be created under it; expected a folder")
-    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {path}: no permission to create it in {parent}")
+def _check_nearest_folder(folder: Path, what: str, shown: Path) -> None:
+    """The nearest existing one of `folder` and its parents must be a folder we may write into.
+    (os.path's tests, unlike Path's, answer False instead of raising where permission is missing.)"""
+    nearest = next((p for p in (folder, *folder.parents) if os.path.lexists(p)), Path("."))
+    if not os.path.isdir(nearest):
+        raise OutputError(f"{what} {shown}: {nearest} is a file, so nothing can be created under it; expected a folder")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {shown}: no permission to write in {nearest}")
 
 
 def _unwritable(path: Path, error: OSError) -> OutputError:
-    return OutputError(f"cannot write {path} ({error.strerror or error}); expected a writable file path")
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+    expected = "free some disk space" if full else "expected a writable file path"
+    return OutputError(f"cannot write {path} ({error.strerror or error}); {expected}")
 
 
 def save_checkpoint(path: str | Path, **content: Any) -> None:
     """Atomically write `content` (config dict, model/optimizer/scheduler state, epoch, ...) to `path`."""
     path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, **content}
+    # A name of our own (not mkstemp's, which makes files readable by their owner only): the
+    # kernel then gives the file the mode the user's umask gives any other.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as error:
         raise _unwritable(path, error) from None
     try:
@@ -73,10 +77,10 @@ def save_checkpoint(path: str | Path, **content: Any) -> None:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException as error:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         if isinstance(error, OSError):
             raise _unwritable(path, error) from None
         raise
@@ -91,17 +95,19 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a parent that is a file makes unlink fail too
+            tmp.unlink()
         raise _unwritable(path, error) from None
 
 
-def read_weights_file(path: str | Path) -> Any:
-    """torch.load with weights_only=True, turning every failure into a WeightsError naming the file."""
+def read_weights_file(path: str | Path, what: str = "checkpoint") -> Any:
+    """torch.load with weights_only=True, turning every failure into a WeightsError naming the file
+    (and `what` gave it: "checkpoint", or a setting such as "model.pretrained")."""
     path = Path(path)
     if path.is_dir():
-        raise WeightsError(f"checkpoint {path} is a directory; expected a weights file such as {path / 'best.pt'}")
+        raise WeightsError(f"{what} {path} is a directory; expected a weights file such as {path / 'best.pt'}")
     if not path.is_file():
-        raise WeightsError(f"checkpoint {path} does not exist")
+        raise WeightsError(f"{what} {path} does not exist")
     _check_torch_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from .checkpoint import check_output_folder
 from .cli_data import data_check_command, data_split_command
 from .cli_infer import evaluate_command, export_command, predict_command
 from .cli_train import study_command, train_command
@@ -28,7 +27,6 @@ def _report(args: argparse.Namespace) -> None:
     from .report import build_report
     from .study import ReportSettings
 
-    check_output_folder(args.out, "--out")  # before the report is built, not after
     names = [Path(d).name for d in args.run_dirs]
     unknown = [name for name in args.compare or () if name not in names]
     if unknown:  # the report would silently compare its default pair instead
@@ -145,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True)
     check = data_commands.add_parser("check", help="validate a dataset and print class pixel shares")
     check.add_argument("target", help=f"a data root, a config YAML or built-in config name, or {SAMPLE}")
-    check.add_argument("overrides", nargs="*")
+    check.add_argument("overrides", nargs="*", help="dotted key=value overrides of a config target", default=[])
     check.add_argument("--split", help="check this split only (default: every split)")
     check.add_argument("--list", help="list file (<image> <label> per line) when target is a root")
     check.add_argument("--policy", help="KITTI road label policy: kitti (default) or cs6476")
@@ -154,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         "split", help="write list files that hold out whole sequences of the train split (a development split)"
     )
     split.add_argument("config", help="a config YAML or built-in config name; its train split is divided")
-    split.add_argument("overrides", nargs="*")
+    split.add_argument("overrides", nargs="*", help="dotted key=value overrides of the config", default=[])
     split.add_argument("--hold-out", nargs="+", required=True, metavar="PREFIX", help="frame-name prefixes")
     split.add_argument("--out", required=True, help="folder for train.txt and heldout.txt")
     split.set_defaults(func=data_split_command)

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .api import load_model, predict_batch
+from .checkpoint import check_output_folder
 from .data.files import read_image
 from .errors import DataError, SceneSegError
 from .inference import InferenceSettings
@@ -101,6 +102,7 @@ def predict_paths(
     images, videos = find_inputs(inputs, report)
     for message in report.failures:
         on_failure(message)
+    check_output_folder(out, "output folder")
     created = _first_missing(out)
     # Made up front so that an unwritable place fails before any model time is spent.
     try:

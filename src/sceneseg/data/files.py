@@ -1,6 +1,5 @@
 """Reading image and label files, with errors that name the file: truncated, undecodable, or (labels)
-with values outside the classes. The inference side reads its images here too, without the
-training datasets of base.py."""
+with values outside the classes. The datasets read their frames here, and predict its images."""
 
 from __future__ import annotations
 

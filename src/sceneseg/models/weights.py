@@ -37,9 +37,7 @@ def load_backbone_weights(model: ResNet, source: str | Path, arch: str, cache_di
         state = _download_imagenet(model, arch, cache_dir)
     else:
         origin = str(source)
-        if not Path(source).exists():  # read_weights_file would not say which setting named it
-            raise WeightsError(f"model.pretrained = {origin!r}: no such file; expected 'imagenet' or a weights file")
-        state = read_weights_file(source)
+        state = read_weights_file(source, "model.pretrained")
         if is_sceneseg_checkpoint(state):
             state = _backbone_of(state, origin)
     load_strict(

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import SceneSegError
 from . import figures, sections, tables
 from .analysis import FrameAnalysis
-from .document import Block, Figure, Heading, Paragraph, shown_path, write_report
+from .document import Block, Figure, Heading, Paragraph, check_report_folder, shown_path, write_report
 from .qualitative import qualitative_frames
 from .reference import Published, load_published
 from .runs import Run, load_run, pixel_share
@@ -38,6 +38,7 @@ def build_report(
     original study's figures); `intro` opens the page."""
     if not run_dirs:
         raise SceneSegError("report: no run directories given")
+    check_report_folder(out)  # before any frame is predicted
     runs = [load_run(Path(d)) for d in run_dirs]
     names = [run.name for run in runs]
     if len(set(names)) != len(names):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..checkpoint import check_output_folder
+from ..errors import OutputError
 
 
 def shown_path(path: str | Path) -> str:
@@ -135,13 +136,26 @@ def to_html(title: str, blocks: Sequence[Block]) -> str:
     )
 
 
+def check_report_folder(out: Path) -> None:
+    """Before a report is built: `out` must be a folder we can write, and one that holds nothing but an
+    earlier report, since write_report replaces the whole folder."""
+    check_output_folder(out, "report folder")
+    if os.path.isdir(out) and any(Path(out).iterdir()) and not (Path(out) / "index.html").is_file():
+        raise OutputError(
+            f"report folder {out} holds other files and no index.html of an earlier report; a report replaces "
+            "its whole folder, so expected a new folder or an earlier report's"
+        )
+
+
 def write_report(out: Path, title: str, blocks: Sequence[Block]) -> None:
     """Write `out`/index.html, `out`/README.md and the PNGs, replacing `out` only once all are written:
     a failure leaves the previous report (or nothing), never half of one."""
     out = Path(out)
-    check_output_folder(out, "report folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as error:
+        raise OutputError(f"cannot write the report into {out} ({error.strerror or error})") from None
     staging.chmod(0o755)  # mkdtemp's 0o700 would hide the report from a web server or another user
     try:
         for block in blocks:
