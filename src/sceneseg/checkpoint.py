@@ -108,7 +108,7 @@ def read_weights_file(path: str | Path, what: str = "checkpoint") -> Any:
         raise WeightsError(f"{what} {path} is a directory; expected a weights file such as {path / 'best.pt'}")
     if not path.is_file():
         raise WeightsError(f"{what} {path} does not exist")
-    _check_torch_file(path)
+    _check_torch_file(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -127,7 +127,7 @@ def read_weights_file(path: str | Path, what: str = "checkpoint") -> Any:
         ) from None
 
 
-def _check_torch_file(path: Path) -> None:
+def _check_torch_file(path: Path, what: str) -> None:
     """torch.save writes a zip archive (older versions a pickle); anything else (an ONNX model, a YAML
     file) would reach torch's unpickler and fail with a message about unsafe loading."""
     try:
@@ -137,7 +137,7 @@ def _check_torch_file(path: Path) -> None:
         raise WeightsError(f"cannot read {path} ({error.strerror}); expected a readable checkpoint") from None
     expected = "expected a file written by torch.save, such as a run's best.pt"
     if not head:
-        raise WeightsError(f"checkpoint {path} is empty; {expected}")
+        raise WeightsError(f"{what} {path} is empty; {expected}")
     if not (head.startswith(b"PK") or head.startswith(b"\x80")):
         onnx = "; an ONNX model is read only by 'sceneseg predict'" if path.suffix.lower() == ".onnx" else ""
         raise WeightsError(f"cannot read {path}: not a PyTorch checkpoint ({expected}){onnx}")
