@@ -9,28 +9,31 @@ import sceneseg.training
 from sceneseg.checkpoint import run_state, save_checkpoint
 from sceneseg.cli import main
 from sceneseg.cli_train import FULL_CAMVID_CONFIG, next_steps
-from sceneseg.config import load_config, to_dict
+from sceneseg.config import Config, load_config, to_dict
 from sceneseg.metrics import ConfusionMatrix
 from tests.test_cli import TINY
 
 
+def _config(epochs: int) -> Config:
+    return load_config(None, [f"train.epochs={epochs}"])
+
+
 def _last(run: Path, epoch: int, epochs: int, **extra) -> None:
-    config = to_dict(load_config(None, [f"train.epochs={epochs}"]))
-    save_checkpoint(run / "last.pt", config=config, model={}, epoch=epoch, **extra)
+    save_checkpoint(run / "last.pt", config=to_dict(_config(epochs)), model={}, epoch=epoch, **extra)
 
 
 def test_run_state_new_partial_finished(tmp_path):
     run = tmp_path / "run"
-    assert run_state(run, 2) == "new"
+    assert run_state(run, _config(2)) == "new"
     _last(run, 1, 2)
-    assert run_state(run, 2) == "partial"
+    assert run_state(run, _config(2)) == "partial"
     _last(run, 1, 2, interrupted={"epoch": 2, "iteration": 3})
-    assert run_state(run, 2) == "partial"
+    assert run_state(run, _config(2)) == "partial"
     _last(run, 2, 2)
-    assert run_state(run, 2) == "partial"  # the final evaluation has not written metrics.json yet
+    assert run_state(run, _config(2)) == "partial"  # the final evaluation has not written metrics.json yet
     (run / "metrics.json").write_text("{}\n")
-    assert run_state(run, 2) == "finished"
-    assert run_state(run, 3) == "partial"  # asking for more epochs continues it
+    assert run_state(run, _config(2)) == "finished"
+    assert run_state(run, _config(3)) == "partial"  # asking for more epochs continues it
 
 
 def test_a_run_without_a_finite_val_miou_ends_with_a_clear_error(tmp_path, monkeypatch, capsys):
@@ -70,10 +73,10 @@ def test_a_run_resumed_for_more_epochs_is_not_finished_until_its_new_evaluation(
 
     run = tmp_path / "run"
     assert main(["train", *TINY, "train.epochs=1", f"train.out_dir={run}", "--no-progress"]) == 0
-    assert run_state(run, 1) == "finished"
+    assert run_state(run, _config(1)) == "finished"
     # Resumed for a second epoch and stopped before its final evaluation (fit alone): the first
     # run's metrics.json must not make the longer run look finished.
     config = load_config(None, [*TINY, "train.epochs=2", f"train.out_dir={run}"])
     sceneseg.training.fit(config, run, resume=checkpoint_to_resume(config, run), show_progress=False)
     assert not (run / "metrics.json").exists()
-    assert run_state(run, 2) == "partial"
+    assert run_state(run, _config(2)) == "partial"

@@ -175,7 +175,7 @@ SAME_EXPERIMENT_KEYS = (
 )
 # What `train --resume` may change besides: how long to train, and the final evaluation. Anything else
 # would make the resumed run another experiment.
-RESUMABLE_KEYS = (*SAME_EXPERIMENT_KEYS, "train.epochs", "eval.")
+RESUMABLE_KEYS = (*SAME_EXPERIMENT_KEYS, "train.epochs", "train.minutes", "eval.")
 
 
 def config_differences(stored: Config, given: Config, allowed: Sequence[str] = RESUMABLE_KEYS) -> list[str]:
@@ -205,18 +205,31 @@ def _flatten(config: Config) -> dict[str, Any]:
 RunState = Literal["new", "partial", "finished"]
 
 
-def run_state(run_dir: Path, epochs: int, last: dict[str, Any] | None = None) -> RunState:
+def sized_config(config: Config, last: dict[str, Any] | None) -> Config:
+    """`config` with the epochs of the run whose last.pt holds `last` (None: a run not begun).
+
+    A run sized by train.minutes keeps the epochs its budget gave it when it began (the config in
+    last.pt), so that resuming it, on this machine or a faster one, continues the same run."""
+    if last is None or config.train.minutes is None:
+        return config
+    stored = config_from_dict(last["config"]).train
+    if stored.minutes != config.train.minutes:  # checkpoint_to_resume refuses this resume
+        return config
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=stored.epochs))
+
+
+def run_state(run_dir: Path, config: Config, last: dict[str, Any] | None = None) -> RunState:
     """Whether `run_dir` holds no run ("new"), a run to resume ("partial") or a finished one.
 
-    Finished: last.pt closes epoch `epochs` (train.epochs) with no part-way epoch after it, and the
-    final evaluation wrote metrics.json. A run stopped during that evaluation is partial: resuming
+    Finished: last.pt closes the run's last epoch (sized_config) with no part-way epoch after it, and
+    the final evaluation wrote metrics.json. A run stopped during that evaluation is partial: resuming
     runs just the evaluation. `last` is last.pt's content, where the caller has read it already.
     """
     if last is None:
         if not (run_dir / "last.pt").is_file():
             return "new"
         last = load_checkpoint(run_dir / "last.pt")
-    done = last["epoch"] == epochs and "interrupted" not in last
+    done = last["epoch"] == sized_config(config, last).train.epochs and "interrupted" not in last
     return "finished" if done and (run_dir / "metrics.json").is_file() else "partial"
 
 
@@ -237,6 +250,14 @@ def checkpoint_to_resume(config: Config, run_dir: Path) -> dict[str, Any]:
             f"{'; '.join(differences)}. Give the same config and overrides (only "
             f"{', '.join(RESUMABLE_KEYS)}* may change), or train into another train.out_dir"
         )
+    if config.train.minutes is not None and config.train.minutes != stored.train.minutes:
+        was = "null" if stored.train.minutes is None else f"{stored.train.minutes:g}"
+        raise ConfigError(
+            f"--resume: train.minutes = {config.train.minutes:g}, but {run_dir} was begun with "
+            f"train.minutes = {was}; a budget sizes the epochs once, when a run begins: resume with the "
+            "run's train.minutes, or give train.minutes=null and the train.epochs to reach"
+        )
+    config = sized_config(config, resume)
     done = resume["epoch"]
     # A part-way epoch counts: with train.epochs = done it would be dropped, and last.pt, still
     # marking it, would leave the run partial for ever.
@@ -247,7 +268,7 @@ def checkpoint_to_resume(config: Config, run_dir: Path) -> dict[str, Any]:
             f"train.epochs = {config.train.epochs}, but {run_dir} has already trained {done} epochs{part}; "
             f"expected at least {needed}"
         )
-    if run_state(run_dir, config.train.epochs, resume) == "finished":
+    if run_state(run_dir, config, resume) == "finished":
         raise SceneSegError(
             f"--resume: {run_dir} already finished its {done} epoch(s) (metrics.json); give "
             f"train.epochs=<more than {done}> to train longer, or choose another train.out_dir"

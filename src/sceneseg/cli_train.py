@@ -33,7 +33,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.resume:
         resume = checkpoint_to_resume(config, run_dir)
     else:
-        state = run_state(run_dir, config.train.epochs)
+        state = run_state(run_dir, config)
         if state != "new":
             longer = " with a larger train.epochs" if state == "finished" else ""
             raise SceneSegError(

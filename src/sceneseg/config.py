@@ -23,6 +23,7 @@ from .data_options import augmentation_checks
 from .errors import ConfigError
 from .inference_options import EVAL_MODES, MIN_SIZE, STRIDE_RATE, check_inference_options
 from .loss_options import loss_checks
+from .train_options import check_optimizer, train_checks
 from .typecheck import build_dataclass, did_you_mean
 
 SAMPLE = "builtin:camvid-sample"  # data.root value that names the sample shipped inside the package
@@ -82,17 +83,12 @@ class ModelConfig:
     mid_skip: bool | None = None  # DeepLabV3+: layer2's stride-8 features into the stride-4 decoder too
 
 
-OPTIMIZERS = ("sgd", "adamw")  # train.optimizer, built by optimizer.py, checked (validate, build_optimizer) here:
-
-
-def check_optimizer(name: str) -> None:
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"train.optimizer = {name!r}: expected one of {OPTIMIZERS}")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 10  # with train.minutes: the most epochs the budget may give
+    # Size the epochs to this many minutes of training on the machine at hand (budget.py): a few
+    # timed steps before epoch 1 set train.epochs, which the run folder's config.yaml then records.
+    minutes: float | None = None
     # The global batch: under torchrun it is split evenly over the processes (it must be a multiple
     # of their number), so train.lr needs no rescaling and N processes train as one process would.
     batch_size: int = 16
@@ -269,16 +265,11 @@ def validate(config: Config) -> None:
     """Range checks that a type check cannot do."""
     checks = [
         (config.seed >= 0, "seed", config.seed, ">= 0"),
-        (config.train.epochs >= 1, "train.epochs", config.train.epochs, "at least 1"),
-        (config.train.batch_size >= 1, "train.batch_size", config.train.batch_size, "at least 1"),
-        (config.train.lr > 0, "train.lr", config.train.lr, "positive"),
-        (config.train.warmup_iters >= 0, "train.warmup_iters", config.train.warmup_iters, ">= 0"),
-        (config.train.checkpoint_every >= 1, "train.checkpoint_every", config.train.checkpoint_every, "at least 1"),
         (config.data.crop_size >= MIN_SIZE, "data.crop_size", config.data.crop_size, f"at least {MIN_SIZE}"),
         (config.data.short_side >= MIN_SIZE, "data.short_side", config.data.short_side, f"at least {MIN_SIZE}"),
         (config.data.num_workers >= 0, "data.num_workers", config.data.num_workers, ">= 0"),
+        *train_checks(config.train),
         *augmentation_checks(config.data),
-        (config.train.backbone_lr_mult >= 0, "train.backbone_lr_mult", config.train.backbone_lr_mult, ">= 0"),
         (config.model.num_classes >= 2, "model.num_classes", config.model.num_classes, "at least 2"),
         (config.eval.batch_size >= 1, "eval.batch_size", config.eval.batch_size, "at least 1"),
         *loss_checks(config.loss, config.model.num_classes),

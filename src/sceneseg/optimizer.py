@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .config import TrainConfig, check_optimizer
+from .config import TrainConfig
+from .train_options import check_optimizer
 
 
 def build_optimizer(

@@ -29,6 +29,7 @@ from .checkpoint import (
     config_differences,
     load_checkpoint,
     run_state,
+    sized_config,
     write_text_atomic,
 )
 from .config import Config, build_dataclass, config_from_dict, load_config, resolve_builtin
@@ -182,9 +183,10 @@ def row_state(config: Config) -> RunState:
     """The row's checkpoint.run_state, once checked that a finished run is of this row's config."""
     run_dir = Path(config.train.out_dir)
     last = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else None  # read once
-    state = run_state(run_dir, config.train.epochs, last)
+    state = run_state(run_dir, config, last)
     if state == "finished":
-        differences = config_differences(config_from_dict(last["config"]), config, SAME_EXPERIMENT_KEYS)
+        ran = sized_config(config, last)  # a row sized by train.minutes ran the epochs its budget gave
+        differences = config_differences(config_from_dict(last["config"]), ran, SAME_EXPERIMENT_KEYS)
         if differences:
             raise ConfigError(
                 f"{run_dir} holds a finished run of another config: {'; '.join(differences)}. "

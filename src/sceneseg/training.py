@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-import numpy as np
-
-from .checkpoint import write_text_atomic
+from .budget import size_to_budget
+from .checkpoint import sized_config, write_text_atomic
 from .checkpointing import Checkpoints
 from .config import Config
 from .distributed import Distributed, single_process
@@ -34,18 +33,11 @@ from .engine import EpochProgress, evaluate, train_one_epoch
 from .errors import DataError
 from .evaluation import describe_hardware, evaluate_weights
 from .history import PHASE_KEYS, History
-from .losses import build_head_loss, segmentation_loss
 from .phases import RunTimer, TimedLoader, synchronize
 from .stopping import TrainingStopped
-from .training_run import Log, TrainingRun, describe, prepare, record_inputs, restore, seed_everything
+from .training_run import Log, TrainingRun, describe, epoch_loss, prepare, record_inputs, restore, seed_step
 
 PRINT: Log = functools.partial(print, flush=True)  # the default log: the console, unbuffered
-
-
-def step_seed(seed: int, epoch: int, iteration: int, rank: int) -> int:
-    """Seed of the global generators (dropout) for one training step of one rank."""
-    entropy = [seed % 2**64, epoch, iteration, rank]
-    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0])
 
 
 def _quiet(message: str) -> None:
@@ -95,7 +87,10 @@ def _fit(
 ) -> _Fitted:
     timer = RunTimer()
     log, show_progress = (log, show_progress) if dist.is_main else (_quiet, False)
+    config = sized_config(config, resume)  # a resumed budgeted run keeps the epochs it began with
     run = prepare(config, run_dir, dist, resume is not None, log, show_progress, should_stop)
+    if resume is None and config.train.minutes is not None:
+        size_to_budget(run)  # before anything records train.epochs: the optimizer, last.pt, config.yaml
     checkpoints = Checkpoints(run)
     start_epoch, partial = restore(run, resume)
     log(describe(run))
@@ -151,16 +146,12 @@ def _train_epoch(run: TrainingRun, epoch: int, progress: EpochProgress | None, t
         run.precision,
         config.model.num_classes,
         epoch,
-        loss_fn=functools.partial(
-            segmentation_loss,
-            aux_weight=config.train.aux_weight,
-            head_loss=build_head_loss(config.loss, run.class_weights, epoch, dist.world_size),
-        ),
+        loss_fn=epoch_loss(run, epoch),
         show_progress=run.show_progress,
         should_stop=run.should_stop,
         progress=progress,
         dist=dist,
-        before_iteration=lambda it: seed_everything(step_seed(config.seed, epoch, it, dist.rank)),
+        before_iteration=lambda it: seed_step(config.seed, epoch, it, dist.rank),
     )
     synchronize(run.precision.device)  # once an epoch: the step time then includes the GPU's queued work
     timer.add_training(time.perf_counter() - started, loader)

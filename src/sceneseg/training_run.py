@@ -4,6 +4,7 @@ training.fit runs the epochs over them."""
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from .evaluation import resolve_precision
 from .history import History, tensorboard_writer
 from .inference import Precision, enable_gpu_speedups
 from .loading import PreparedBatches, train_loader
+from .losses import build_head_loss, segmentation_loss
 from .models import build_model
 from .optimizer import build_optimizer
 from .sampling import Sampling, describe_sampling, prepare_sampling
@@ -48,6 +50,12 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def seed_step(seed: int, epoch: int, iteration: int, rank: int) -> None:
+    """Reseed the global generators (dropout draws from them) for one training step of one rank."""
+    entropy = [seed % 2**64, epoch, iteration, rank]
+    seed_everything(int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]))
 
 
 @dataclass
@@ -101,7 +109,7 @@ def prepare(
         train_set, dist, config.seed * 1000, per_process, sampling.factors, precision.device, config.data.num_workers
     )
     val_loader = PreparedBatches(Subset(val_set, dist.shard(len(val_set))), config.eval.batch_size, precision.device)
-    history = History(run_dir, tensorboard_writer(run_dir / "tensorboard") if dist.is_main else None)
+    history = History(run_dir)  # its tensorboard log opens with the run's first files (record_inputs)
     return TrainingRun(
         config,
         run_dir,
@@ -126,6 +134,12 @@ def prepare(
         class_weights=train_class_weights(config.loss, train_set, sampling.seen_counts),
         sampling=sampling,
     )
+
+
+def epoch_loss(run: TrainingRun, epoch: int) -> Callable[..., torch.Tensor]:
+    """The loss of epoch `epoch`'s steps (the Lovász term may start at a later epoch; losses.py)."""
+    head_loss = build_head_loss(run.config.loss, run.class_weights, epoch, run.dist.world_size)
+    return functools.partial(segmentation_loss, aux_weight=run.config.train.aux_weight, head_loss=head_loss)
 
 
 def _datasets(config: Config) -> tuple[SegmentationDataset, SegmentationDataset]:
@@ -244,7 +258,9 @@ def describe(run: TrainingRun) -> str:
 
 
 def record_inputs(run: TrainingRun) -> None:
-    """Write the config, the class weights (if any) and the frames of each split into the run folder."""
+    """Write the config, the class weights (if any) and the frames of each split into the run folder,
+    and open its tensorboard log (rank 0 calls this once every check has passed)."""
+    run.history.writer = tensorboard_writer(run.run_dir / "tensorboard")
     write_text_atomic(run.run_dir / "config.yaml", to_yaml(run.config))
     if run.class_weights is not None:
         record = weights_record(run.config.loss, run.val_set.class_names, run.class_weights)

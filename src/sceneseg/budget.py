@@ -1,0 +1,97 @@
+"""train.minutes: the epochs of a run sized to a time budget on the machine at hand.
+
+A config named for 15 minutes of training cannot say how many epochs that is: the same epoch took
+21 s on one development VM and 32 s on another, and a GPU is a hundred times faster. With
+train.minutes set, `size_to_budget` trains the first steps of epoch 1 exactly as the run will (its
+loader and workers, loss, optimizer and precision), times them and puts the weights back; the
+epochs that fit the budget at the median step's pace then replace train.epochs, which caps them,
+and the learning-rate schedule is built again for that count. The probe leaves nothing behind:
+weights and BatchNorm statistics are restored, the optimizer is new, the data order is a function
+of (seed, epoch) and every step reseeds the random generators. So the run is the one
+`train.epochs=N train.minutes=null` trains, and its config.yaml records N.
+
+The budget counts the training epochs (the seconds history.json sums) and the probe; each epoch's
+validation and the final evaluation come on top. A resumed run keeps the epochs its budget gave it
+(checkpoint.sized_config).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .engine import train_one_epoch
+from .errors import ConfigError
+from .optimizer import build_optimizer
+from .phases import synchronize
+from .training_run import TrainingRun, epoch_loss
+
+PROBE_STEPS = 12  # at most: an epoch of fewer steps is timed whole
+WARM_STEPS = 3  # not the pace: the first steps also pick kernels, fill the allocator and start workers
+
+
+def size_to_budget(run: TrainingRun, clock: Callable[[], float] = time.perf_counter) -> None:
+    """Set run.config.train.epochs to what fits train.minutes here, and rebuild the optimizer for it."""
+    train = run.config.train
+    steps = min(PROBE_STEPS, run.iters_per_epoch)
+    run.log(f"train.minutes={train.minutes:g}: timing {steps} training steps to size the epochs")
+    started = clock()
+    pace = probe_pace(run, steps, clock)
+    epoch_seconds = pace * run.iters_per_epoch
+    probe_seconds = clock() - started
+    epochs = budget_epochs(train.minutes, probe_seconds, epoch_seconds, train.epochs)
+    run.config = dataclasses.replace(run.config, train=dataclasses.replace(train, epochs=epochs))
+    run.optimizer, run.scheduler = build_optimizer(run.net, run.config.train, run.iters_per_epoch)
+    capped = f" (capped by train.epochs={train.epochs})" if epochs == train.epochs else ""
+    run.log(
+        f"train.minutes={train.minutes:g}: {epochs} epochs{capped} of about {epoch_seconds:.1f} s "
+        f"({run.iters_per_epoch} steps of {pace:.3f} s), {epochs * epoch_seconds / 60:.1f} min after a "
+        f"{probe_seconds:.0f}-s probe; the same run without a budget: train.minutes=null train.epochs={epochs}"
+    )
+
+
+def budget_epochs(minutes: float, probe_seconds: float, epoch_seconds: float, cap: int) -> int:
+    """The whole epochs of `epoch_seconds` that fit in `minutes` after the probe, at most `cap`."""
+    fits = math.floor((minutes * 60 - probe_seconds) / epoch_seconds)
+    if fits < 1:
+        raise ConfigError(
+            f"train.minutes = {minutes:g}: one epoch takes about {epoch_seconds:.0f} s on this machine "
+            f"(after a {probe_seconds:.0f}-s timing probe), more than the budget; give more minutes, or "
+            "train.minutes=null and a number of train.epochs"
+        )
+    return min(fits, cap)
+
+
+def probe_pace(run: TrainingRun, steps: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds a training step takes (loading included): the median of the first `steps` of epoch 1
+    after the warm ones, averaged over the processes so that all size the run alike. The weights
+    and BatchNorm statistics are put back as they were; the optimizer's state is not (rebuild it)."""
+    saved = copy.deepcopy(run.net.state_dict())
+    marks: list[float] = []
+    run.train_loader.sampler.set_epoch(1, 0)
+    train_one_epoch(
+        run.model,
+        itertools.islice(run.train_loader, steps),
+        run.optimizer,
+        run.scheduler,
+        run.precision,
+        run.config.model.num_classes,
+        1,
+        loss_fn=epoch_loss(run, 1),
+        show_progress=False,
+        dist=run.dist,
+        before_iteration=lambda iteration: marks.append(clock()),
+    )
+    synchronize(run.precision.device)
+    marks.append(clock())
+    run.net.load_state_dict(saved)
+    pace = float(np.median(np.diff(marks)[min(WARM_STEPS, steps - 1) :]))
+    agreed = run.dist.all_reduce_sum(torch.tensor([pace], dtype=torch.float64, device=run.precision.device))
+    return float(agreed.item()) / run.dist.world_size

@@ -1,0 +1,112 @@
+"""train.minutes: a run sized by a timed probe is the run a fixed train.epochs trains, and keeps its
+epochs when resumed."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import sceneseg.training
+from sceneseg import budget
+from sceneseg.checkpoint import checkpoint_to_resume, load_checkpoint, run_state, save_checkpoint, sized_config
+from sceneseg.cli import main
+from sceneseg.config import load_config, to_dict
+from sceneseg.errors import ConfigError
+from tests.test_cli import TINY
+
+
+def test_budget_epochs_by_hand():
+    # (15 min - 15 s of probe) / 22 s an epoch = 40.2 epochs
+    assert budget.budget_epochs(15, 15.0, 22.0, cap=100) == 40
+    assert budget.budget_epochs(15, 15.0, 22.0, cap=36) == 36
+    assert budget.budget_epochs(1, 10.0, 50.0, cap=100) == 1  # 50 s of the 60 left
+    with pytest.raises(ConfigError, match=r"train.minutes = 0.5: one epoch takes about 50 s"):
+        budget.budget_epochs(0.5, 1.0, 50.0, cap=100)
+
+
+def test_minutes_must_be_positive():
+    with pytest.raises(ConfigError, match=r"override train.minutes=0: train.minutes = 0.0: expected null or a number"):
+        load_config(None, ["train.minutes=0"])
+    assert load_config(None, ["train.minutes=1.5"]).train.minutes == 1.5
+
+
+def _fake_clock(step: float):
+    """A clock that moves `step` seconds at every reading: every probed step then takes `step`."""
+    ticks = itertools.count()
+    return lambda: next(ticks) * step
+
+
+def _train(run: Path, *overrides: str) -> int:
+    return main(["train", *TINY, *overrides, f"train.out_dir={run}", "--no-progress"])
+
+
+def test_a_budgeted_run_is_the_run_of_its_epochs(tmp_path, monkeypatch, capsys):
+    fixed = tmp_path / "fixed"
+    assert _train(fixed, "train.epochs=2") == 0
+    frames = len(json.loads((fixed / "data_split.json").read_text())["train"])
+    iters = frames // 8  # TINY's batch, drop_last
+    steps = min(budget.PROBE_STEPS, iters)
+    # Every clock reading is 1 s: a step takes 1 s and the probe steps + 2 readings; 2.5 epochs fit.
+    minutes = (steps + 2 + 2.5 * iters) / 60
+    monkeypatch.setattr(
+        sceneseg.training, "size_to_budget", functools.partial(budget.size_to_budget, clock=_fake_clock(1.0))
+    )
+    sized = tmp_path / "sized"
+    assert _train(sized, "train.epochs=50", f"train.minutes={minutes}") == 0
+    out = capsys.readouterr().out
+    assert f"2 epochs of about {iters:.1f} s" in out and "train.minutes=null train.epochs=2" in out
+
+    stored = yaml.safe_load((sized / "config.yaml").read_text())["train"]
+    assert stored["epochs"] == 2 and stored["minutes"] == pytest.approx(minutes)
+    # The probe's steps left no trace: the same weights, losses and schedule as the fixed run.
+    one, two = (json.loads((run / "history.json").read_text()) for run in (fixed, sized))
+    assert [(r["train_loss"], r["val_mIoU"], r["lr"]) for r in one] == [
+        (r["train_loss"], r["val_mIoU"], r["lr"]) for r in two
+    ]
+    a, b = (load_checkpoint(run / "last.pt")["model"] for run in (fixed, sized))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_budget_too_small_for_one_epoch_stops_before_writing_anything(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(
+        sceneseg.training, "size_to_budget", functools.partial(budget.size_to_budget, clock=_fake_clock(60.0))
+    )
+    run = tmp_path / "run"
+    assert _train(run, "train.minutes=1") == 2
+    err = capsys.readouterr().err
+    assert "train.minutes = 1: one epoch takes about" in err and "train.minutes=null" in err
+    assert not run.exists() or not any(run.iterdir())
+
+
+def _budgeted_last(run: Path, minutes: float | None, epochs: int, epoch: int) -> None:
+    config = load_config(None, [f"train.epochs={epochs}", f"train.minutes={'null' if minutes is None else minutes}"])
+    save_checkpoint(run / "last.pt", config=to_dict(config), model={}, epoch=epoch)
+
+
+def test_a_resumed_budgeted_run_keeps_the_epochs_its_budget_gave(tmp_path):
+    run = tmp_path / "run"
+    _budgeted_last(run, minutes=15, epochs=3, epoch=3)
+    given = load_config(None, ["train.epochs=200", "train.minutes=15", f"train.out_dir={run}"])
+    assert sized_config(given, load_checkpoint(run / "last.pt")).train.epochs == 3
+    assert run_state(run, given) == "partial"  # no metrics.json yet: only the final evaluation is left
+    assert checkpoint_to_resume(given, run)["epoch"] == 3
+    (run / "metrics.json").write_text("{}\n")
+    assert run_state(run, given) == "finished"
+    # Without a budget, train.epochs says how far to go, as for any run.
+    longer = load_config(None, ["train.epochs=5", f"train.out_dir={run}"])
+    assert run_state(run, longer) == "partial" and sized_config(longer, load_checkpoint(run / "last.pt")) == longer
+    with pytest.raises(ConfigError, match=r"train.minutes = 20, but .* begun with train.minutes = 15"):
+        checkpoint_to_resume(load_config(None, ["train.minutes=20", f"train.out_dir={run}"]), run)
+
+
+def test_a_budget_cannot_be_added_to_a_run_begun_without_one(tmp_path):
+    run = tmp_path / "run"
+    _budgeted_last(run, minutes=None, epochs=3, epoch=2)
+    with pytest.raises(ConfigError, match=r"begun with train.minutes = null"):
+        checkpoint_to_resume(load_config(None, ["train.minutes=15", f"train.out_dir={run}"]), run)
