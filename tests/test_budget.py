@@ -7,6 +7,7 @@ import functools
 import itertools
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from sceneseg import budget
 from sceneseg.checkpoint import checkpoint_to_resume, load_checkpoint, run_state, save_checkpoint, sized_config
 from sceneseg.cli import main
 from sceneseg.config import load_config, to_dict
+from sceneseg.distributed import Distributed
 from sceneseg.errors import ConfigError
 from tests.test_cli import TINY
 
@@ -28,6 +30,13 @@ def test_budget_epochs_by_hand():
     assert budget.budget_epochs(1, 10.0, 50.0, cap=100) == 1  # 50 s of the 60 left
     with pytest.raises(ConfigError, match=r"train.minutes = 0.5: one epoch takes about 50 s"):
         budget.budget_epochs(0.5, 1.0, 50.0, cap=100)
+
+
+def test_the_pace_is_the_mean_step_after_the_warm_ones():
+    run = SimpleNamespace(dist=Distributed(), precision=SimpleNamespace(device=torch.device("cpu")))
+    assert budget.agreed_pace(run, [9.0, 7.0, 5.0, 1.0, 2.0, 6.0]) == 3.0  # a slow step counts
+    assert budget.agreed_pace(run, [9.0, 2.0]) == 2.0  # an epoch of two steps: the second
+    assert budget.agreed_pace(run, [9.0]) == 9.0
 
 
 def test_minutes_must_be_positive():
@@ -62,6 +71,8 @@ def test_a_budgeted_run_is_the_run_of_its_epochs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert f"2 epochs of about {iters:.1f} s" in out and "train.minutes=null train.epochs=2" in out
 
+    record = json.loads((sized / "budget.json").read_text())
+    assert record["epochs"] == 2 and record["step_seconds"] == [1.0] * steps and record["pace"] == 1.0
     stored = yaml.safe_load((sized / "config.yaml").read_text())["train"]
     assert stored["epochs"] == 2 and stored["minutes"] == pytest.approx(minutes)
     # The probe's steps left no trace: the same weights, losses and schedule as the fixed run.

@@ -4,7 +4,7 @@ A config named for 15 minutes of training cannot say how many epochs that is: th
 21 s on one development VM and 32 s on another, and a GPU is a hundred times faster. With
 train.minutes set, `size_to_budget` trains the first steps of epoch 1 exactly as the run will (its
 loader and workers, loss, optimizer and precision), times them and puts the weights back; the
-epochs that fit the budget at the median step's pace then replace train.epochs, which caps them,
+epochs that fit the budget at the mean step's pace then replace train.epochs, which caps them,
 and the learning-rate schedule is built again for that count. The probe leaves nothing behind:
 weights and BatchNorm statistics are restored, the optimizer is new, the data order is a function
 of (seed, epoch) and every step reseeds the random generators. So the run is the one
@@ -43,12 +43,23 @@ def size_to_budget(run: TrainingRun, clock: Callable[[], float] = time.perf_coun
     steps = min(PROBE_STEPS, run.iters_per_epoch)
     run.log(f"train.minutes={train.minutes:g}: timing {steps} training steps to size the epochs")
     started = clock()
-    pace = probe_pace(run, steps, clock)
+    durations = probe_steps(run, steps, clock)
+    pace = agreed_pace(run, durations)
     epoch_seconds = pace * run.iters_per_epoch
     probe_seconds = clock() - started
     epochs = budget_epochs(train.minutes, probe_seconds, epoch_seconds, train.epochs)
     run.config = dataclasses.replace(run.config, train=dataclasses.replace(train, epochs=epochs))
     run.optimizer, run.scheduler = build_optimizer(run.net, run.config.train, run.iters_per_epoch)
+    run.budget = {
+        "minutes": train.minutes,
+        "epochs": epochs,
+        "cap": train.epochs,
+        "probe_seconds": probe_seconds,
+        "step_seconds": durations,  # this process's, warm ones first
+        "warm_steps": min(WARM_STEPS, steps - 1),
+        "pace": pace,
+        "epoch_seconds": epoch_seconds,
+    }
     capped = f" (capped by train.epochs={train.epochs})" if epochs == train.epochs else ""
     run.log(
         f"train.minutes={train.minutes:g}: {epochs} epochs{capped} of about {epoch_seconds:.1f} s "
@@ -69,10 +80,10 @@ def budget_epochs(minutes: float, probe_seconds: float, epoch_seconds: float, ca
     return min(fits, cap)
 
 
-def probe_pace(run: TrainingRun, steps: int, clock: Callable[[], float] = time.perf_counter) -> float:
-    """Seconds a training step takes (loading included): the median of the first `steps` of epoch 1
-    after the warm ones, averaged over the processes so that all size the run alike. The weights
-    and BatchNorm statistics are put back as they were; the optimizer's state is not (rebuild it)."""
+def probe_steps(run: TrainingRun, steps: int, clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Seconds each of the first `steps` training steps of epoch 1 took (loading included). The
+    weights and BatchNorm statistics are put back as they were; the optimizer's state is not
+    (rebuild it)."""
     saved = copy.deepcopy(run.net.state_dict())
     marks: list[float] = []
     run.train_loader.sampler.set_epoch(1, 0)
@@ -92,6 +103,12 @@ def probe_pace(run: TrainingRun, steps: int, clock: Callable[[], float] = time.p
     synchronize(run.precision.device)
     marks.append(clock())
     run.net.load_state_dict(saved)
-    pace = float(np.median(np.diff(marks)[min(WARM_STEPS, steps - 1) :]))
+    return np.diff(marks).tolist()
+
+
+def agreed_pace(run: TrainingRun, durations: list[float]) -> float:
+    """Seconds a step: the mean of the steps after the warm ones (a slow step counts, as it does in
+    an epoch), averaged over the processes so that all size the run alike."""
+    pace = float(np.mean(durations[min(WARM_STEPS, len(durations) - 1) :]))
     agreed = run.dist.all_reduce_sum(torch.tensor([pace], dtype=torch.float64, device=run.precision.device))
     return float(agreed.item()) / run.dist.world_size

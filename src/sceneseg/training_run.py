@@ -83,6 +83,7 @@ class TrainingRun:
     should_stop: Callable[[], bool]
     class_weights: torch.Tensor | None = None  # loss.class_weights for this train split (losses.py)
     sampling: Sampling = Sampling()  # repeat factors and rare classes of this train split (sampling.py)
+    budget: dict | None = None  # train.minutes' probe and the epochs it gave (budget.py), for budget.json
 
 
 def prepare(
@@ -265,6 +266,8 @@ def record_inputs(run: TrainingRun) -> None:
     if run.class_weights is not None:
         record = weights_record(run.config.loss, run.val_set.class_names, run.class_weights)
         write_text_atomic(run.run_dir / CLASS_WEIGHTS_FILE, record)
+    if run.budget is not None:
+        write_text_atomic(run.run_dir / "budget.json", json.dumps(run.budget, indent=1) + "\n")
     splits = {"train": run.train_set, "val": run.val_set}
     write_text_atomic(
         run.run_dir / "data_split.json",
