@@ -33,10 +33,11 @@ def test_budget_epochs_by_hand():
 
 
 def test_the_pace_is_the_mean_step_after_the_warm_ones():
+    assert budget.mean_pace([9.0, 7.0, 5.0, 1.0, 2.0, 6.0]) == 3.0  # a slow step counts
+    assert budget.mean_pace([9.0, 2.0]) == 2.0  # an epoch of two steps: the second
+    assert budget.mean_pace([9.0]) == 9.0
     run = SimpleNamespace(dist=Distributed(), precision=SimpleNamespace(device=torch.device("cpu")))
-    assert budget.agreed_pace(run, [9.0, 7.0, 5.0, 1.0, 2.0, 6.0]) == 3.0  # a slow step counts
-    assert budget.agreed_pace(run, [9.0, 2.0]) == 2.0  # an epoch of two steps: the second
-    assert budget.agreed_pace(run, [9.0]) == 9.0
+    assert budget.agreed(run, [0.5, 2.0]) == [0.5, 2.0]  # one process: its own figures
 
 
 def test_minutes_must_be_positive():
@@ -61,18 +62,23 @@ def test_a_budgeted_run_is_the_run_of_its_epochs(tmp_path, monkeypatch, capsys):
     frames = len(json.loads((fixed / "data_split.json").read_text())["train"])
     iters = frames // 8  # TINY's batch, drop_last
     steps = min(budget.PROBE_STEPS, iters)
-    # Every clock reading is 1 s: a step takes 1 s and the probe steps + 2 readings; 2.5 epochs fit.
-    minutes = (steps + 2 + 2.5 * iters) / 60
+    # Every clock reading is 1 s later: each step and the validation pass take 1 s, an epoch
+    # iters + 1 s, and the probe (its start, a mark per step and one after, two around the
+    # validation, its end) steps + 4 s. 2.5 epochs fit after it.
+    minutes = (steps + 4 + 2.5 * (iters + 1)) / 60
     monkeypatch.setattr(
         sceneseg.training, "size_to_budget", functools.partial(budget.size_to_budget, clock=_fake_clock(1.0))
     )
     sized = tmp_path / "sized"
     assert _train(sized, "train.epochs=50", f"train.minutes={minutes}") == 0
     out = capsys.readouterr().out
-    assert f"2 epochs of about {iters:.1f} s" in out and "train.minutes=null train.epochs=2" in out
+    assert (
+        f"2 epochs of about {iters + 1:.1f} s ({iters} steps of 1.000 s and a 1.0-s validation)" in out
+        and "train.minutes=null train.epochs=2" in out
+    )
 
     record = json.loads((sized / "budget.json").read_text())
-    assert record["epochs"] == 2 and record["step_seconds"] == [1.0] * steps and record["pace"] == 1.0
+    assert record["epochs"] == 2 and record["step_seconds"] == [1.0] * steps and record["val_seconds"] == 1.0
     stored = yaml.safe_load((sized / "config.yaml").read_text())["train"]
     assert stored["epochs"] == 2 and stored["minutes"] == pytest.approx(minutes)
     # The probe's steps left no trace: the same weights, losses and schedule as the fixed run.

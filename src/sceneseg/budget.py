@@ -4,15 +4,15 @@ A config named for 15 minutes of training cannot say how many epochs that is: th
 21 s on one development VM and 32 s on another, and a GPU is a hundred times faster. With
 train.minutes set, `size_to_budget` trains the first steps of epoch 1 exactly as the run will (its
 loader and workers, loss, optimizer and precision), times them and puts the weights back; the
-epochs that fit the budget at the mean step's pace then replace train.epochs, which caps them,
-and the learning-rate schedule is built again for that count. The probe leaves nothing behind:
+epochs that fit the budget (the mean step's pace, and one validation pass timed too) then replace
+train.epochs, which caps them, and the learning-rate schedule is built again for that count. The probe leaves nothing behind:
 weights and BatchNorm statistics are restored, the optimizer is new, the data order is a function
 of (seed, epoch) and every step reseeds the random generators. So the run is the one
 `train.epochs=N train.minutes=null` trains, and its config.yaml records N.
 
-The budget counts the training epochs (the seconds history.json sums) and the probe; each epoch's
-validation and the final evaluation come on top. A resumed run keeps the epochs its budget gave it
-(checkpoint.sized_config).
+The budget counts the epochs as history.json's seconds sum them (training steps, loading, each
+epoch's validation on its crops, checkpoints) and the probe; the final evaluation comes on top. A
+resumed run keeps the epochs its budget gave it (checkpoint.sized_config).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .engine import train_one_epoch
+from .engine import evaluate, train_one_epoch
 from .errors import ConfigError
 from .optimizer import build_optimizer
 from .phases import synchronize
@@ -44,8 +44,8 @@ def size_to_budget(run: TrainingRun, clock: Callable[[], float] = time.perf_coun
     run.log(f"train.minutes={train.minutes:g}: timing {steps} training steps to size the epochs")
     started = clock()
     durations = probe_steps(run, steps, clock)
-    pace = agreed_pace(run, durations)
-    epoch_seconds = pace * run.iters_per_epoch
+    pace, val_seconds = agreed(run, [mean_pace(durations), probe_validation(run, clock)])
+    epoch_seconds = pace * run.iters_per_epoch + val_seconds
     probe_seconds = clock() - started
     epochs = budget_epochs(train.minutes, probe_seconds, epoch_seconds, train.epochs)
     run.config = dataclasses.replace(run.config, train=dataclasses.replace(train, epochs=epochs))
@@ -58,12 +58,14 @@ def size_to_budget(run: TrainingRun, clock: Callable[[], float] = time.perf_coun
         "step_seconds": durations,  # this process's, warm ones first
         "warm_steps": min(WARM_STEPS, steps - 1),
         "pace": pace,
+        "val_seconds": val_seconds,
         "epoch_seconds": epoch_seconds,
     }
     capped = f" (capped by train.epochs={train.epochs})" if epochs == train.epochs else ""
     run.log(
         f"train.minutes={train.minutes:g}: {epochs} epochs{capped} of about {epoch_seconds:.1f} s "
-        f"({run.iters_per_epoch} steps of {pace:.3f} s), {epochs * epoch_seconds / 60:.1f} min after a "
+        f"({run.iters_per_epoch} steps of {pace:.3f} s and a {val_seconds:.1f}-s validation), "
+        f"{epochs * epoch_seconds / 60:.1f} min after a "
         f"{probe_seconds:.0f}-s probe; the same run without a budget: train.minutes=null train.epochs={epochs}"
     )
 
@@ -106,9 +108,20 @@ def probe_steps(run: TrainingRun, steps: int, clock: Callable[[], float] = time.
     return np.diff(marks).tolist()
 
 
-def agreed_pace(run: TrainingRun, durations: list[float]) -> float:
-    """Seconds a step: the mean of the steps after the warm ones (a slow step counts, as it does in
-    an epoch), averaged over the processes so that all size the run alike."""
-    pace = float(np.mean(durations[min(WARM_STEPS, len(durations) - 1) :]))
-    agreed = run.dist.all_reduce_sum(torch.tensor([pace], dtype=torch.float64, device=run.precision.device))
-    return float(agreed.item()) / run.dist.world_size
+def probe_validation(run: TrainingRun, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds of one per-epoch validation pass (history.json's epoch seconds include it)."""
+    started = clock()
+    evaluate(run.net, run.val_loader, run.precision, run.config.model.num_classes, show_progress=False, dist=run.dist)
+    synchronize(run.precision.device)
+    return clock() - started
+
+
+def mean_pace(durations: list[float]) -> float:
+    """Seconds a step: the mean of the steps after the warm ones (a slow step counts, as in an epoch)."""
+    return float(np.mean(durations[min(WARM_STEPS, len(durations) - 1) :]))
+
+
+def agreed(run: TrainingRun, values: list[float]) -> list[float]:
+    """`values` averaged over the processes, so that all of them size the run alike."""
+    summed = run.dist.all_reduce_sum(torch.tensor(values, dtype=torch.float64, device=run.precision.device))
+    return [float(v) / run.dist.world_size for v in summed.tolist()]
