@@ -15,11 +15,19 @@ import yaml
 
 import sceneseg.training
 from sceneseg import budget
-from sceneseg.checkpoint import checkpoint_to_resume, load_checkpoint, run_state, save_checkpoint, sized_config
+from sceneseg.checkpoint import (
+    SAME_EXPERIMENT_KEYS,
+    checkpoint_to_resume,
+    config_differences,
+    load_checkpoint,
+    run_state,
+    save_checkpoint,
+    sized_config,
+)
 from sceneseg.cli import main
-from sceneseg.config import load_config, to_dict
+from sceneseg.config import config_from_dict, load_config, to_dict
 from sceneseg.distributed import Distributed
-from sceneseg.errors import ConfigError
+from sceneseg.errors import ConfigError, SceneSegError
 from tests.test_cli import TINY
 
 
@@ -38,6 +46,31 @@ def test_the_pace_is_the_mean_step_after_the_warm_ones():
     assert budget.mean_pace([9.0]) == 9.0
     run = SimpleNamespace(dist=Distributed(), precision=SimpleNamespace(device=torch.device("cpu")))
     assert budget.agreed(run, [0.5, 2.0]) == [0.5, 2.0]  # one process: its own figures
+
+
+class _TwoRanks:
+    """One of two ranks, the other's figures given: all_reduce_sum sums as gloo would."""
+
+    world_size = 2
+
+    def __init__(self, other: list[float]) -> None:
+        self.other = other
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor + torch.tensor(self.other, dtype=tensor.dtype)
+
+
+def test_every_rank_sizes_the_run_from_the_same_figures():
+    # Rank 1 reached the probe 3 s after rank 0, so its own probe took 3 s less: alone, the two
+    # would give a 15-minute budget of 21.5-s epochs 40 and 41 epochs.
+    assert (budget.budget_epochs(15, 20.0, 21.5, 100), budget.budget_epochs(15, 17.0, 21.5, 100)) == (40, 41)
+    mine, theirs = [0.9, 2.0, 20.0], [0.9, 2.0, 17.0]  # pace, validation, probe seconds
+    cpu = SimpleNamespace(device=torch.device("cpu"))
+    figures = [
+        budget.agreed(SimpleNamespace(dist=_TwoRanks(other), precision=cpu), own)
+        for own, other in [(mine, theirs), (theirs, mine)]
+    ]
+    assert figures[0] == figures[1] == pytest.approx([0.9, 2.0, 18.5])
 
 
 def test_minutes_must_be_positive():
@@ -127,3 +160,27 @@ def test_a_budget_cannot_be_added_to_a_run_begun_without_one(tmp_path):
     _budgeted_last(run, minutes=None, epochs=3, epoch=2)
     with pytest.raises(ConfigError, match=r"begun with train.minutes = null"):
         checkpoint_to_resume(load_config(None, ["train.minutes=15", f"train.out_dir={run}"]), run)
+
+
+def test_a_stop_during_the_probe_ends_the_run_before_anything_is_written(tmp_path):
+    from sceneseg.stopping import TrainingStopped
+
+    run = tmp_path / "run"
+    config = load_config(None, [*TINY, "train.minutes=5", f"train.out_dir={run}"])
+    with pytest.raises(TrainingStopped, match="during the train.minutes probe.*nothing was written") as stopped:
+        sceneseg.training.fit(config, run, show_progress=False, should_stop=lambda: True)
+    assert stopped.value.checkpoint is None
+    assert not run.exists() or not any(run.iterdir())
+
+
+def test_a_finished_budgeted_run_is_trained_longer_by_a_count_of_epochs(tmp_path):
+    run = tmp_path / "run"
+    _budgeted_last(run, minutes=15, epochs=3, epoch=3)
+    (run / "metrics.json").write_text("{}\n")
+    given = load_config(None, ["train.epochs=200", "train.minutes=15", f"train.out_dir={run}"])
+    with pytest.raises(SceneSegError, match=r"give train.minutes=null train.epochs=<more than 3> to train longer"):
+        checkpoint_to_resume(given, run)
+    # ... and a study sees the budgeted run and the same count of epochs as one experiment.
+    stored = config_from_dict(load_checkpoint(run / "last.pt")["config"])
+    same = load_config(None, ["train.epochs=3", f"train.out_dir={run}"])
+    assert config_differences(stored, same, SAME_EXPERIMENT_KEYS) == []

@@ -3,15 +3,19 @@
 A config named for 15 minutes of training cannot say how many epochs that is: the same epoch took
 21 s on one development VM and 32 s on another, and a GPU is a hundred times faster. With
 train.minutes set, `size_to_budget` trains the first steps of epoch 1 exactly as the run will (its
-loader and workers, loss, optimizer and precision), times them and puts the weights back; the
-epochs that fit the budget (the mean step's pace, and one validation pass timed too) then replace
-train.epochs, which caps them, and the learning-rate schedule is built again for that count. The probe leaves nothing behind:
-weights and BatchNorm statistics are restored, the optimizer is new, the data order is a function
-of (seed, epoch) and every step reseeds the random generators. So the run is the one
-`train.epochs=N train.minutes=null` trains, and its config.yaml records N.
+loader and workers, loss, optimizer and precision), times them and one validation pass, and puts
+the weights back; the epochs that fit the budget at that pace then replace train.epochs, which caps
+them, and the learning-rate schedule is built again for that count. The probe leaves nothing
+behind: weights and BatchNorm statistics are restored, the optimizer is new, the data order is a
+function of (seed, epoch) and every step reseeds the random generators. So the run is the one
+`train.epochs=N train.minutes=null` trains (to the bit in one CPU process, tests/test_budget.py;
+under torchrun or cuDNN's autotuner, up to the order of float sums that the probe's first steps
+settle), and its config.yaml records N. A stop signal during the probe ends the command before
+anything is written.
 
 The budget counts the epochs as history.json's seconds sum them (training steps, loading, each
-epoch's validation on its crops, checkpoints) and the probe; the final evaluation comes on top. A
+epoch's validation on its crops; checkpoints are written in the background, in hundredths of a
+second here, and not estimated) and the probe; the final evaluation comes on top. A
 resumed run keeps the epochs its budget gave it (checkpoint.sized_config).
 """
 
@@ -31,6 +35,7 @@ from .engine import evaluate, train_one_epoch
 from .errors import ConfigError
 from .optimizer import build_optimizer
 from .phases import synchronize
+from .stopping import TrainingStopped
 from .training_run import TrainingRun, epoch_loss
 
 PROBE_STEPS = 12  # at most: an epoch of fewer steps is timed whole
@@ -44,9 +49,11 @@ def size_to_budget(run: TrainingRun, clock: Callable[[], float] = time.perf_coun
     run.log(f"train.minutes={train.minutes:g}: timing {steps} training steps to size the epochs")
     started = clock()
     durations = probe_steps(run, steps, clock)
-    pace, val_seconds = agreed(run, [mean_pace(durations), probe_validation(run, clock)])
+    local = [mean_pace(durations), probe_validation(run, clock), clock() - started]
+    # Every rank sizes the run from the same averaged figures: one epoch more on one rank would
+    # leave the others waiting in a collective, and different schedules would part the replicas.
+    pace, val_seconds, probe_seconds = agreed(run, local)
     epoch_seconds = pace * run.iters_per_epoch + val_seconds
-    probe_seconds = clock() - started
     epochs = budget_epochs(train.minutes, probe_seconds, epoch_seconds, train.epochs)
     run.config = dataclasses.replace(run.config, train=dataclasses.replace(train, epochs=epochs))
     run.optimizer, run.scheduler = build_optimizer(run.net, run.config.train, run.iters_per_epoch)
@@ -85,11 +92,11 @@ def budget_epochs(minutes: float, probe_seconds: float, epoch_seconds: float, ca
 def probe_steps(run: TrainingRun, steps: int, clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Seconds each of the first `steps` training steps of epoch 1 took (loading included). The
     weights and BatchNorm statistics are put back as they were; the optimizer's state is not
-    (rebuild it)."""
+    (rebuild it). A stop request ends the probe with TrainingStopped: nothing is written yet."""
     saved = copy.deepcopy(run.net.state_dict())
     marks: list[float] = []
     run.train_loader.sampler.set_epoch(1, 0)
-    train_one_epoch(
+    progress = train_one_epoch(
         run.model,
         itertools.islice(run.train_loader, steps),
         run.optimizer,
@@ -99,12 +106,15 @@ def probe_steps(run: TrainingRun, steps: int, clock: Callable[[], float] = time.
         1,
         loss_fn=epoch_loss(run, 1),
         show_progress=False,
+        should_stop=run.should_stop,
         dist=run.dist,
         before_iteration=lambda iteration: marks.append(clock()),
     )
     synchronize(run.precision.device)
     marks.append(clock())
     run.net.load_state_dict(saved)
+    if progress.stopped:  # every rank learns of a stop request in the step's all-reduce
+        raise TrainingStopped(None, "during the train.minutes probe, before its first epoch")
     return np.diff(marks).tolist()
 
 

@@ -172,10 +172,13 @@ SAME_EXPERIMENT_KEYS = (
     "data.num_workers",
     "data.cache",
     "train.checkpoint_every",
+    # A budget's run is compared by the epochs it gave (sized_config): train.minutes=15 that gave
+    # 39 epochs and train.minutes=null train.epochs=39 are the same experiment.
+    "train.minutes",
 )
 # What `train --resume` may change besides: how long to train, and the final evaluation. Anything else
 # would make the resumed run another experiment.
-RESUMABLE_KEYS = (*SAME_EXPERIMENT_KEYS, "train.epochs", "train.minutes", "eval.")
+RESUMABLE_KEYS = (*SAME_EXPERIMENT_KEYS, "train.epochs", "eval.")
 
 
 def config_differences(stored: Config, given: Config, allowed: Sequence[str] = RESUMABLE_KEYS) -> list[str]:
@@ -216,6 +219,12 @@ def sized_config(config: Config, last: dict[str, Any] | None) -> Config:
     if stored.minutes != config.train.minutes:  # checkpoint_to_resume refuses this resume
         return config
     return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=stored.epochs))
+
+
+def budget_off(config: Config) -> str:
+    """What goes before train.epochs in advice to train a run longer: a budget (train.minutes) sized
+    the run once, so a longer run gives the count instead."""
+    return "train.minutes=null " if config.train.minutes is not None else ""
 
 
 def run_state(run_dir: Path, config: Config, last: dict[str, Any] | None = None) -> RunState:
@@ -271,6 +280,6 @@ def checkpoint_to_resume(config: Config, run_dir: Path) -> dict[str, Any]:
     if run_state(run_dir, config, resume) == "finished":
         raise SceneSegError(
             f"--resume: {run_dir} already finished its {done} epoch(s) (metrics.json); give "
-            f"train.epochs=<more than {done}> to train longer, or choose another train.out_dir"
+            f"{budget_off(config)}train.epochs=<more than {done}> to train longer, or choose another train.out_dir"
         )
     return resume

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .checkpoint import check_output_folder, checkpoint_to_resume, run_state
+from .checkpoint import budget_off, check_output_folder, checkpoint_to_resume, run_state
 from .config import SAMPLE, Config, load_config
 from .errors import SceneSegError
 from .metrics import format_metrics
@@ -35,7 +35,7 @@ def train_command(args: argparse.Namespace) -> int:
     else:
         state = run_state(run_dir, config)
         if state != "new":
-            longer = " with a larger train.epochs" if state == "finished" else ""
+            longer = f" with {budget_off(config)}a larger train.epochs" if state == "finished" else ""
             raise SceneSegError(
                 f"{run_dir} already holds a run (last.pt, {state}); pass --resume{longer} to continue "
                 "it, or choose another folder with train.out_dir=..."
@@ -71,18 +71,20 @@ def _train_and_evaluate(
             stop_scope=lambda: stop_on_signals(request),  # the epochs only, not the final evaluation
         )
     except TrainingStopped as stop:
+        resumable = stop.checkpoint is not None
         again = [
             "sceneseg",
             "train",
             *([args.config] if args.config else []),
             *args.overrides,
-            "--resume",
+            *(["--resume"] if resumable else []),
             *(["--no-progress"] if args.no_progress else []),
         ]
         command = shlex.join(again)
         if dist.enabled:
             command = f"torchrun <the same torchrun options> -m {command}"
-        say(f"sceneseg: {stop}. Resume with:\n  {command}", file=sys.stderr, flush=True)
+        how = "Resume with" if resumable else "Start it again with"
+        say(f"sceneseg: {stop}. {how}:\n  {command}", file=sys.stderr, flush=True)
         # Another rank's signal stopped this one: report it as a termination request.
         return 128 + (request.signum or signal.SIGTERM)
     say(format_metrics(summary))

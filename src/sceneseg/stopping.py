@@ -30,10 +30,12 @@ class StopRequest:
 
 class TrainingStopped(Exception):
     """Training stopped on request `where` (e.g. "after iteration 2 of 6 of epoch 1"), after
-    writing `checkpoint`, which `--resume` continues."""
+    writing `checkpoint`, which `--resume` continues (None: before the run wrote anything)."""
 
-    def __init__(self, checkpoint: Path, where: str) -> None:
-        super().__init__(f"training stopped {where}; {checkpoint} holds the run so far")
+    def __init__(self, checkpoint: Path | None, where: str) -> None:
+        # None: stopped before anything was written (train.minutes' probe); the run starts afresh.
+        done = "nothing was written" if checkpoint is None else f"{checkpoint} holds the run so far"
+        super().__init__(f"training stopped {where}; {done}")
         self.checkpoint, self.where = checkpoint, where
 
 
