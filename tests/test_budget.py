@@ -96,9 +96,9 @@ def test_a_budgeted_run_is_the_run_of_its_epochs(tmp_path, monkeypatch, capsys):
     iters = frames // 8  # TINY's batch, drop_last
     steps = min(budget.PROBE_STEPS, iters)
     # Every clock reading is 1 s later: each step and the validation pass take 1 s, an epoch
-    # iters + 1 s, and the probe (its start, a mark per step and one after, two around the
-    # validation, its end) steps + 4 s. 2.5 epochs fit after it.
-    minutes = (steps + 4 + 2.5 * (iters + 1)) / 60
+    # iters + 1 s (planned PLAN_MARGIN times that), and the probe (its start, a mark per step and
+    # one after, two around the validation, its end) steps + 4 s. 2.5 planned epochs fit after it.
+    minutes = (steps + 4 + 2.5 * budget.PLAN_MARGIN * (iters + 1)) / 60
     monkeypatch.setattr(
         sceneseg.training, "size_to_budget", functools.partial(budget.size_to_budget, clock=_fake_clock(1.0))
     )

@@ -35,7 +35,7 @@ def train_command(args: argparse.Namespace) -> int:
     else:
         state = run_state(run_dir, config)
         if state != "new":
-            longer = f" with {budget_off(config)}a larger train.epochs" if state == "finished" else ""
+            longer = f" with {budget_off(config)}train.epochs=<more>" if state == "finished" else ""
             raise SceneSegError(
                 f"{run_dir} already holds a run (last.pt, {state}); pass --resume{longer} to continue "
                 "it, or choose another folder with train.out_dir=..."
