@@ -40,9 +40,9 @@ from .training_run import TrainingRun, epoch_loss
 
 PROBE_STEPS = 12  # at most: an epoch of fewer steps is timed whole
 WARM_STEPS = 3  # not the pace: the first steps also pick kernels, fill the allocator and start workers
-# Epochs are planned this much longer than the probe's estimate: on the 2-core development VMs a
-# run's epochs took 4 % longer on average than its probe predicted (benchmarks/budget_accuracy.py),
-# and a budget should end within its minutes rather than past them.
+# Epochs are planned this much longer than the probe's estimate: on the 2-core development VM a
+# run's epochs took 1-5 % longer than its probe predicted (benchmarks/budget_accuracy.py, README
+# "Training for a time budget"), and a budget should end within its minutes rather than past them.
 PLAN_MARGIN = 1.05
 
 
