@@ -112,7 +112,7 @@ def test_stop_signal_saves_a_checkpoint_mid_epoch_and_resume_finishes_exactly(tm
 
 def test_the_stop_handlers_cover_the_epochs_and_not_the_final_evaluation(tmp_path, monkeypatch):
     # The final evaluation cannot resume part-way: a signal there must end the process as usual.
-    import sceneseg.training
+    import sceneseg.training_run
 
     before = signal.getsignal(signal.SIGTERM)
     seen = {}
@@ -133,7 +133,7 @@ def test_the_stop_handlers_cover_the_epochs_and_not_the_final_evaluation(tmp_pat
 
 
 def test_a_signal_after_the_last_epoch_stops_before_the_final_evaluation(tmp_path, reference, monkeypatch, capsys):
-    import sceneseg.training
+    import sceneseg.training_run
 
     real_fit = sceneseg.training._fit
 
@@ -153,17 +153,17 @@ def test_a_signal_after_the_last_epoch_stops_before_the_final_evaluation(tmp_pat
 
 
 def test_non_finite_loss_stops_with_epoch_and_iteration_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
-    import sceneseg.training
+    import sceneseg.training_run
 
     calls = []
-    real_loss = sceneseg.training.segmentation_loss
+    real_loss = sceneseg.training_run.segmentation_loss
 
     def loss_turning_nan(*args, **kwargs):
         calls.append(1)
         loss = real_loss(*args, **kwargs)
         return loss * float("nan") if len(calls) == 8 else loss  # epoch 2, iteration 2
 
-    monkeypatch.setattr(sceneseg.training, "segmentation_loss", loss_turning_nan)
+    monkeypatch.setattr(sceneseg.training_run, "segmentation_loss", loss_turning_nan)
     run = tmp_path / "run"
     assert main(_train_args(run)) == 2
     err = capsys.readouterr().err
