@@ -112,7 +112,7 @@ def test_stop_signal_saves_a_checkpoint_mid_epoch_and_resume_finishes_exactly(tm
 
 def test_the_stop_handlers_cover_the_epochs_and_not_the_final_evaluation(tmp_path, monkeypatch):
     # The final evaluation cannot resume part-way: a signal there must end the process as usual.
-    import sceneseg.training_run
+    import sceneseg.training
 
     before = signal.getsignal(signal.SIGTERM)
     seen = {}
@@ -133,7 +133,7 @@ def test_the_stop_handlers_cover_the_epochs_and_not_the_final_evaluation(tmp_pat
 
 
 def test_a_signal_after_the_last_epoch_stops_before_the_final_evaluation(tmp_path, reference, monkeypatch, capsys):
-    import sceneseg.training_run
+    import sceneseg.training
 
     real_fit = sceneseg.training._fit
 
